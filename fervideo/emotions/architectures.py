@@ -1,0 +1,131 @@
+"""Keras model definitions for the emotion CNN.
+
+Kept apart from inference (:mod:`fervideo.emotions.classifier`) so that running the tool never
+imports Keras or TensorFlow: the shipped model is executed through TFLite. Every architecture takes
+raw grayscale pixels 0-255 shaped ``(N, 48, 48, 1)`` and returns 7 softmax probabilities, so all
+normalisation travels inside the saved file and no caller can get it wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fervideo.labels import EMOTIONS
+
+INPUT_SHAPE = (48, 48, 1)
+
+
+def _keras() -> Any:
+    import keras
+
+    return keras
+
+
+def _conv_bn(x: Any, filters: int, kernel: int = 3, strides: int = 1, act: bool = True) -> Any:
+    layers = _keras().layers
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    if act:
+        x = layers.Activation("relu")(x)
+    return x
+
+
+def _res_block(x: Any, filters: int, strides: int = 1) -> Any:
+    """Pre-activation-free basic residual block (ResNet v1): two 3x3 convs and a shortcut."""
+    layers = _keras().layers
+    shortcut = x
+    y = _conv_bn(x, filters, 3, strides)
+    y = _conv_bn(y, filters, 3, 1, act=False)
+    if strides != 1 or shortcut.shape[-1] != filters:
+        shortcut = _conv_bn(shortcut, filters, 1, strides, act=False)
+    y = layers.Add()([y, shortcut])
+    return layers.Activation("relu")(y)
+
+
+def _head(x: Any, dropout: float) -> Any:
+    layers = _keras().layers
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    # float32 softmax even under a mixed-precision policy, so probabilities sum to 1 exactly enough.
+    return layers.Dense(len(EMOTIONS), activation="softmax", dtype="float32", name="probs")(x)
+
+
+def _normalise(inp: Any) -> Any:
+    return _keras().layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inp)
+
+
+def resnet_lite(width: int = 32, blocks: tuple[int, ...] = (1, 2, 2), dropout: float = 0.3) -> Any:
+    """A small ResNet for 48x48 faces.
+
+    FER2013 accuracy per FLOP is best with residual stages that spend most compute at 24x24 and
+    below: the stem sees 48x48 once, then three stages of basic blocks at 24, 12 and 6 pixels.
+    """
+    keras = _keras()
+    inp = keras.Input(INPUT_SHAPE, name="pixels")
+    x = _normalise(inp)
+    x = _conv_bn(x, width, 3)
+    x = _conv_bn(x, width, 3, strides=2)  # 24x24
+    filters = width * 2
+    for stage, n in enumerate(blocks):
+        for i in range(n):
+            strides = 2 if (stage > 0 and i == 0) else 1
+            x = _res_block(x, filters, strides)
+        filters *= 2
+    out = _head(x, dropout)
+    return keras.Model(inp, out, name=f"resnet_lite_w{width}")
+
+
+def mini_xception(dropout: float = 0.0) -> Any:
+    """The mini-Xception of Arriaga et al. (2017), the architecture of the ``fer`` package (~60k params)."""
+    keras = _keras()
+    layers = keras.layers
+    inp = keras.Input(INPUT_SHAPE, name="pixels")
+    x = _normalise(inp)
+    x = _conv_bn(x, 8, 3)
+    x = _conv_bn(x, 8, 3)
+    for filters in (16, 32, 64, 128):
+        residual = _conv_bn(x, filters, 1, strides=2, act=False)
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.Add()([x, residual])
+    out = _head(x, dropout)
+    return keras.Model(inp, out, name="mini_xception")
+
+
+def vgg_lite(width: int = 32, dropout: float = 0.4) -> Any:
+    """A plain VGG-style net (conv-conv-pool x4 with BN); a baseline close to the seeds' CNNs."""
+    keras = _keras()
+    layers = keras.layers
+    inp = keras.Input(INPUT_SHAPE, name="pixels")
+    x = _normalise(inp)
+    filters = width
+    for _ in range(4):
+        x = _conv_bn(x, filters)
+        x = _conv_bn(x, filters)
+        x = layers.MaxPooling2D(2)(x)
+        filters *= 2
+    out = _head(x, dropout)
+    return keras.Model(inp, out, name=f"vgg_lite_w{width}")
+
+
+ARCHITECTURES: dict[str, Callable[[], Any]] = {
+    "resnet_lite": lambda: resnet_lite(32, (1, 2, 2)),
+    "resnet_lite_wide": lambda: resnet_lite(48, (2, 2, 2)),
+    "resnet_lite_small": lambda: resnet_lite(24, (1, 1, 1)),
+    "mini_xception": mini_xception,
+    "vgg_lite": vgg_lite,
+}
+
+
+def build(name: str) -> Any:
+    """Build an untrained model by registry name; raises ``KeyError`` listing the valid names."""
+    try:
+        factory = ARCHITECTURES[name]
+    except KeyError:
+        raise KeyError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
+    return factory()

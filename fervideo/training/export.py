@@ -1,0 +1,40 @@
+"""Export a trained ``.keras`` model to the ``.tflite`` file the tool runs, and check they agree."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+
+def export_tflite(keras_path: str | Path, tflite_path: str | Path) -> Path:
+    """Convert with TensorFlow's converter (float32, no quantisation: accuracy stays the Keras one)."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.saving.load_model(keras_path, compile=False)
+    # from_keras_model keeps the free batch dimension; the runtime resizes it to its batch size.
+    # (from_concrete_functions with captured variables produced a constant model here.)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel captures
+        data = converter.convert()
+    out = Path(tflite_path)
+    tmp = out.with_suffix(".tflite.partial")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    return out
+
+
+def max_abs_difference(keras_path: str | Path, tflite_path: str | Path, faces: np.ndarray) -> float:
+    """Largest absolute probability difference between the two files on ``faces`` (n, 48, 48[, 1])."""
+    import keras
+
+    from fervideo.emotions.classifier import EmotionClassifier
+
+    model = keras.saving.load_model(keras_path, compile=False)
+    x = faces.reshape(-1, 48, 48, 1).astype(np.float32)
+    ref = np.asarray(model(x, training=False))
+    got = EmotionClassifier(tflite_path, batch_size=64).predict(faces)
+    return float(np.abs(ref - got).max())

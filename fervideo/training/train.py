@@ -1,0 +1,243 @@
+"""The training loop: augmentation inside a wrapper model, cosine schedule, resumable checkpoints.
+
+Design choices that matter for FER2013 on a few CPU cores:
+
+* augmentation (flip, small shifts, rotation, zoom, contrast, random erasing) runs as Keras layers in
+  a wrapper around the architecture, so it is batched graph work, not per-image Python, and the
+  saved inference model carries none of it;
+* label smoothing and mild (square-root) class weights: disgust has 436 training faces against
+  7,215 happy ones, and full inverse-frequency weights cost overall accuracy;
+* SGD with Nesterov momentum, linear warm-up then cosine decay, stepped per batch from the
+  optimizer's own iteration counter, so ``--resume`` lands exactly where the schedule left off;
+* ``mixed_bfloat16`` on CPUs with AMX/AVX512-BF16 (1.4x faster here); the shipped model is always
+  re-built in float32 and given the trained weights, so inference and TFLite export see plain float32.
+
+Only the Training split is used for gradients and only PublicTest for model selection and early
+stopping; PrivateTest is never read here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fervideo.labels import EMOTIONS
+from fervideo.training import data as fer_data
+
+CHECKPOINT = "last.keras"
+BEST = "best.keras"
+LOG = "log.csv"
+STATE = "state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as ``state.json`` so ``--resume`` needs no repetition."""
+
+    data: str
+    arch: str = "vgg_lite"
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup_epochs: int = 2
+    patience: int = 15
+    limit: int | None = None
+    seed: int = 1234
+    precision: str = "auto"
+    data_sha256: str = ""
+    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+
+
+def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
+    """Weights (N / (K * n_c)) ** power, normalised to mean 1 over the training faces."""
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(float)
+    counts[counts == 0] = 1.0
+    w = (counts.sum() / (len(EMOTIONS) * counts)) ** power
+    w /= (w[labels]).mean()
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+def _augmenter(keras: Any, seed: int) -> Any:
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2),
+            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed + 3),
+            layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 4),
+            layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 5),
+            layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed + 6),
+        ],
+        name="augment",
+    )
+
+
+def _pick_precision(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+
+
+def float32_copy(core: Any, arch: str) -> Any:
+    """Re-build ``arch`` under the float32 policy and give it ``core``'s weights."""
+    import keras
+
+    from fervideo.emotions.architectures import build
+
+    prev = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        model = build(arch)
+    finally:
+        keras.config.set_dtype_policy(prev)
+    model.set_weights(core.get_weights())
+    return model
+
+
+def _completed_epochs(out: Path) -> int:
+    log = out / LOG
+    if not log.exists():
+        return 0
+    with open(log, newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose: int | None = None) -> Path:
+    """Train (or continue training) and return the path of the best float32 model (``best.keras``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / STATE
+    if resume:
+        if not (out / CHECKPOINT).exists() or not state_path.exists():
+            from fervideo.errors import UsageError
+
+            raise UsageError(out, f"--resume needs {CHECKPOINT} and {STATE} from an earlier run in this folder")
+        saved = json.loads(state_path.read_text())
+        saved["epochs"] = config.epochs if config.epochs != TrainConfig.epochs else saved["epochs"]
+        config = TrainConfig(**saved)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    precision = _pick_precision(config.precision)
+    keras.config.set_dtype_policy(precision)
+
+    dataset = fer_data.load(config.data)
+    if dataset.layout == "npz" and not config.data_sha256:
+        config.data_sha256 = fer_data.sha256_of(Path(config.data))
+    if config.limit:
+        dataset = dataset.subset(config.limit, seed=config.seed)
+    x_train, y_train = dataset.split("train")
+    x_val, y_val = dataset.split("public")
+    if len(x_train) == 0 or len(x_val) == 0:
+        from fervideo.errors import DataFormatError
+
+        raise DataFormatError(config.data, "needs faces in both the Training and PublicTest splits")
+    state_path.write_text(json.dumps(asdict(config), indent=2))
+
+    n_classes = len(EMOTIONS)
+    y_train_1h = keras.utils.to_categorical(y_train, n_classes)
+    y_val_1h = keras.utils.to_categorical(y_val, n_classes)
+    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+
+    initial_epoch = 0
+    if resume:
+        initial_epoch = _completed_epochs(out)
+        model = keras.saving.load_model(out / CHECKPOINT)
+    else:
+        from fervideo.emotions.architectures import build
+
+        core = build(config.arch)
+        inp = keras.Input(core.input_shape[1:], name="pixels")
+        model = keras.Model(inp, core(_augmenter(keras, config.seed)(inp)), name="train_wrapper")
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if config.warmup_epochs else config.lr,
+            decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+            warmup_target=config.lr if config.warmup_epochs else None,
+            warmup_steps=config.warmup_epochs * steps_per_epoch,
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+        for stale in (LOG, BEST):
+            (out / stale).unlink(missing_ok=True)
+    if initial_epoch >= config.epochs:
+        return out / BEST
+
+    callbacks = _callbacks(keras, out, config)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    model.fit(
+        x_train.astype("float32"),
+        y_train_1h,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        validation_data=(x_val.astype("float32"), y_val_1h),
+        class_weight=class_weights(y_train),
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=verbose,
+    )
+    return out / BEST
+
+
+def _callbacks(keras: Any, out: Path, config: TrainConfig) -> list[Any]:
+    class EpochExtras(keras.callbacks.Callback):
+        """Adds lr and epoch time to the log, and keeps the best float32 inference model."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = _best_val_accuracy(out)
+            self.t0 = time.perf_counter()
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs if logs is not None else {}
+            lr = self.model.optimizer.learning_rate
+            logs["lr"] = float(keras.ops.convert_to_numpy(lr))
+            logs["epoch_time_s"] = round(time.perf_counter() - self.t0, 1)
+            acc = float(logs.get("val_accuracy", 0.0))
+            if acc > self.best:
+                self.best = acc
+                core = self.model.get_layer(index=-1)
+                float32_copy(core, config.arch).save(out / BEST)
+            # The checkpoint is written after the best model so a kill between the two can only
+            # repeat an epoch on resume, never lose the best model.
+            tmp = out / ("tmp-" + CHECKPOINT)
+            self.model.save(tmp)
+            tmp.replace(out / CHECKPOINT)
+
+    return [
+        EpochExtras(),
+        keras.callbacks.CSVLogger(str(out / LOG), append=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, mode="max"),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+
+
+def _best_val_accuracy(out: Path) -> float:
+    log = out / LOG
+    if not log.exists():
+        return -1.0
+    with open(log, newline="") as f:
+        values = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+    return max(values, default=-1.0)

@@ -1,0 +1,337 @@
+"""Read frames with their container timestamps, probe videos, and write annotated video.
+
+Reading uses OpenCV: it decodes 720p at ~700 fps here and applies rotation metadata, so frames come
+out in the orientation a player shows. Timestamps come from the stream (``CAP_PROP_POS_MSEC``), not
+``index / fps``, so variable-frame-rate files get true times. The container's frame count is only
+a hint: the reader counts what actually decodes.
+
+Writing prefers PyAV (its wheel bundles FFmpeg with libx264: H.264 that every player opens, and the
+input's audio copied packet for packet); without PyAV it falls back to OpenCV's ``mp4v``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fervideo.errors import InputError, OutputError, VideoOpenError
+from fervideo.types import VideoInfo
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp"}
+
+
+def check_input_file(path: str | Path) -> Path:
+    """Fail early, with the reason a user can act on, before any decoder sees the file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file")
+    if p.is_dir():
+        raise InputError(p, "is a directory, expected a video file (use 'fervideo batch' for folders)")
+    if p.stat().st_size == 0:
+        raise VideoOpenError(p, "file is empty")
+    if not os.access(p, os.R_OK):
+        raise InputError(p, "file is not readable (permission denied)")
+    return p
+
+
+def _fps_fraction(value: float | Fraction | None) -> Fraction:
+    if value is None:
+        return Fraction(0)
+    if isinstance(value, Fraction):
+        return value
+    if not np.isfinite(value) or value <= 0:
+        return Fraction(0)
+    # 29.97 -> 30000/1001, 23.976 -> 24000/1001, 25 -> 25
+    return Fraction(value).limit_denominator(1001)
+
+
+def probe(path: str | Path, count_frames: bool = False) -> VideoInfo:
+    """Describe a video as the tool will read it (size after rotation, exact fps, streams)."""
+    p = check_input_file(path)
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise VideoOpenError(p, "not a video OpenCV can open (unknown container or codec)")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise VideoOpenError(p, "no frame could be decoded (not a video, or corrupt)")
+        height, width = frame.shape[:2]
+        info = VideoInfo(
+            path=str(p),
+            width=width,
+            height=height,
+            fps=_fps_fraction(cap.get(cv2.CAP_PROP_FPS)),
+            frame_count_container=max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+            rotation=int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360,
+        )
+        if count_frames:
+            n = 1
+            while cap.grab():
+                n += 1
+            info.frame_count_decoded = n
+    finally:
+        cap.release()
+    _probe_av(p, info)
+    return info
+
+
+def _probe_av(p: Path, info: VideoInfo) -> None:
+    try:
+        import av
+    except ImportError:  # pragma: no cover - PyAV is a dependency; OpenCV's view still stands
+        return
+    try:
+        with av.open(str(p)) as c:
+            info.container = c.format.name
+            v = c.streams.video[0] if c.streams.video else None
+            if v is not None:
+                info.codec = v.codec_context.name
+                rate = v.average_rate or v.guessed_rate
+                if rate:
+                    info.fps = Fraction(rate.numerator, rate.denominator)
+            if c.duration:
+                info.duration_s = c.duration / 1_000_000
+            info.has_audio = bool(c.streams.audio)
+    except (av.FFmpegError, IndexError, ValueError):
+        pass
+
+
+class FrameReader:
+    """Iterate ``(index, time_s, bgr_frame)`` over every frame that decodes.
+
+    A video that stops decoding early (truncated download) ends the iteration; ``truncated`` then
+    says whether fewer frames came out than the container promised, so callers can warn.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_input_file(path)
+        self.info = probe(self.path)
+        self.frames_read = 0
+
+    @property
+    def truncated(self) -> bool:
+        expected = self.info.frame_count_container
+        return expected > 0 and self.frames_read < expected - 3
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise VideoOpenError(self.path, "not a video OpenCV can open")
+        fps = self.info.fps_float or 30.0
+        last_t = -1.0
+        index = 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if not np.isfinite(t) or t < 0 or (index > 0 and t <= last_t and t == 0.0):
+                    # Streams without timestamps: fall back to the nominal rate.
+                    t = index / fps
+                if t < last_t:
+                    t = last_t
+                last_t = t
+                yield index, t, frame
+                index += 1
+                self.frames_read = index
+        finally:
+            cap.release()
+        if index == 0:
+            raise VideoOpenError(self.path, "no frame could be decoded (not a video, or corrupt)")
+
+
+@contextmanager
+def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
+
+    The temporary name starts with '.' and ends with '.partial' plus the real extension (so
+    writers that pick a format from the extension still work); an interrupted or failed run leaves
+    no file under the final name, and the temporary file is removed.
+    """
+    target = Path(target)
+    suffix = suffix if suffix is not None else target.suffix
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(parent, f"cannot create output folder ({e.strerror})") from None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial" + suffix, dir=parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_output_path(output: str | Path, inputs: list[Path] | tuple[Path, ...] = ()) -> Path:
+    """Refuse outputs that would overwrite an input or cannot be written, before any work starts."""
+    out = Path(output)
+    for inp in inputs:
+        if out.exists() and inp.exists() and out.resolve() == inp.resolve():
+            raise OutputError(out, "output path is the input file; choose another name")
+        if out.resolve() == inp.resolve():
+            raise OutputError(out, "output path is the input file; choose another name")
+    if out.is_dir():
+        raise OutputError(out, "output path is a directory; give a file name")
+    parent = out.parent
+    probe_dir = parent
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK):
+        raise OutputError(parent, "output folder cannot be written (permission denied)")
+    return out
+
+
+class VideoWriter:
+    """Write BGR frames with their timestamps; H.264 + copied audio via PyAV, or OpenCV mp4v.
+
+    Use as a context manager around :func:`atomic_output`'s temporary path; ``close`` finalises
+    the container (and remuxes the audio) so the file is complete before the rename.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        codec: str = "h264",
+        audio_from: str | Path | None = None,
+        time_base: Fraction | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.fps = fps if fps > 0 else Fraction(30)
+        self.audio_from = audio_from
+        self.codec = codec
+        self.frames_written = 0
+        self.notice: str | None = None
+        self._av: Any = None
+        self._cv: Any = None
+        if codec == "mp4v":
+            self._open_cv()
+            return
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            self.notice = "PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV, without audio"
+            self._open_cv()
+            return
+        self._open_av(codec, time_base)
+
+    def _open_cv(self) -> None:
+        self.codec = "mp4v"
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        self._cv = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (self.width, self.height))
+        if not self._cv.isOpened():
+            raise OutputError(self.path, "OpenCV cannot open an mp4v writer here")
+
+    def _open_av(self, codec: str, time_base: Fraction | None) -> None:
+        import av
+
+        self._container = av.open(str(self.path), mode="w", format="mp4")
+        stream = self._container.add_stream(codec, rate=self.fps)
+        stream.width = self.width + (self.width % 2)
+        stream.height = self.height + (self.height % 2)
+        stream.pix_fmt = "yuv420p"
+        # A fine time base keeps every input timestamp (variable frame rate included).
+        self._tb = time_base or Fraction(1, 90000)
+        stream.time_base = self._tb
+        stream.codec_context.time_base = self._tb
+        if codec in ("h264", "libx264"):
+            stream.options = {"preset": "veryfast", "crf": "20"}
+        self._stream = stream
+        self._audio_in: Any = None
+        self._audio_out: Any = None
+        if self.audio_from is not None:
+            try:
+                src = av.open(str(self.audio_from))
+                if src.streams.audio:
+                    self._audio_in = src
+                    self._audio_out = self._container.add_stream_from_template(src.streams.audio[0])
+                else:
+                    src.close()
+            except av.FFmpegError:
+                self._audio_in = None
+        self._av = av
+        self._last_pts = -1
+
+    def write(self, frame: np.ndarray, time_s: float) -> None:
+        """Write one BGR frame shown at ``time_s`` seconds."""
+        if self._cv is not None:
+            self._cv.write(frame)
+            self.frames_written += 1
+            return
+        if frame.shape[1] != self._stream.width or frame.shape[0] != self._stream.height:
+            frame = cv2.copyMakeBorder(
+                frame,
+                0,
+                self._stream.height - frame.shape[0],
+                0,
+                self._stream.width - frame.shape[1],
+                cv2.BORDER_REPLICATE,
+            )
+        vf = self._av.VideoFrame.from_ndarray(frame, format="bgr24")
+        pts = int(round(time_s / self._tb))
+        if pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        vf.pts = pts
+        vf.time_base = self._tb
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and copy the audio packets unchanged."""
+        if self._cv is not None:
+            self._cv.release()
+            self._cv = None
+            return
+        if self._av is None:
+            return
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        if self._audio_in is not None:
+            for packet in self._audio_in.demux(self._audio_in.streams.audio[0]):
+                if packet.dts is None:
+                    continue
+                packet.stream = self._audio_out
+                self._container.mux(packet)
+            self._audio_in.close()
+        self._container.close()
+        self._av = None
+
+    def abort(self) -> None:
+        """Release resources without caring about a valid file (the caller deletes it)."""
+        try:
+            if self._cv is not None:
+                self._cv.release()
+            elif self._av is not None:
+                if self._audio_in is not None:
+                    self._audio_in.close()
+                self._container.close()
+        except Exception:  # noqa: BLE001 - best effort on an error path; the file is discarded
+            pass
+        self._av = None
+        self._cv = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
