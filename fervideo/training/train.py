@@ -130,13 +130,14 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         saved = json.loads(state_path.read_text())
         saved["epochs"] = config.epochs if config.epochs != TrainConfig.epochs else saved["epochs"]
         config = TrainConfig(**saved)
+    # Data first: a wrong path fails in a second, before TensorFlow's ~4 s import and its log noise.
+    dataset = fer_data.load(config.data)
     import keras
 
     keras.utils.set_random_seed(config.seed)
     precision = _pick_precision(config.precision)
     keras.config.set_dtype_policy(precision)
 
-    dataset = fer_data.load(config.data)
     if dataset.layout == "npz" and not config.data_sha256:
         config.data_sha256 = fer_data.sha256_of(Path(config.data))
     if config.limit:

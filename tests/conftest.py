@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests that need ../shared (videos, FER2013) skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FERVIDEO_SHARED", ROOT.parent / "shared"))
+SHARED_VIDEOS = SHARED / "videos"
+FER_NPZ = SHARED / "data" / "fer2013.npz"
+YUNET = next(iter(sorted((SHARED / "models").glob("face_detection_yunet_*.onnx"))), None) if (SHARED / "models").is_dir() else None
+SAMPLES = ROOT / "sample_videos"
+GOLDEN = ROOT / "tests" / "golden"
+
+# Decoded frame counts measured in ../shared/videos/README.md (the container may claim more).
+SHARED_CLIPS = {
+    "single_face.mp4": 72,
+    "face_noface.mov": 169,
+    "no_face.mp4": 95,
+    "short_hamilton_clip.mp4": 275,
+    "face.avi": 1003,
+    "slow_traffic_small.mp4": 914,
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-goldens",
+        action="store_true",
+        default=False,
+        help="Rewrite tests/golden/ from the current outputs (only after a deliberate model or pipeline change).",
+    )
+
+
+@pytest.fixture
+def regen_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--regen-goldens"))
+
+
+def need_shared_videos() -> None:
+    if not SHARED_VIDEOS.is_dir():
+        pytest.skip(f"needs the shared test videos at {SHARED_VIDEOS} (absent in this checkout)")
+
+
+def need_fer_npz() -> None:
+    if not FER_NPZ.is_file():
+        pytest.skip(f"needs FER2013 at {FER_NPZ} (absent in this checkout)")
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m fervideo ARGS`` as a user would; returns the completed process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "fervideo", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fervideo {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
+    return proc
