@@ -19,6 +19,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+# FFmpeg's own log lines ("moov atom not found") would break the one-line error contract; the tool
+# reports such problems itself. Must be set before OpenCV opens its first file.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 import cv2
 import numpy as np
 
@@ -80,6 +84,8 @@ def probe(path: str | Path, count_frames: bool = False) -> VideoInfo:
     finally:
         cap.release()
     _probe_av(p, info)
+    if info.container.endswith("_pipe") or info.container == "image2":
+        raise VideoOpenError(p, f"is a still image ({info.container.removesuffix('_pipe')}), not a video; use 'fervideo image'")
     return info
 
 
@@ -242,9 +248,11 @@ class VideoWriter:
 
         self._container = av.open(str(self.path), mode="w", format="mp4")
         stream = self._container.add_stream(codec, rate=self.fps)
-        stream.width = self.width + (self.width % 2)
-        stream.height = self.height + (self.height % 2)
-        stream.pix_fmt = "yuv420p"
+        stream.width = self.width
+        stream.height = self.height
+        # 4:2:0 chroma needs even sizes; odd ones (641x359) keep their exact size in 4:4:4.
+        even = self.width % 2 == 0 and self.height % 2 == 0
+        stream.pix_fmt = "yuv420p" if even else "yuv444p"
         # A fine time base keeps every input timestamp (variable frame rate included).
         self._tb = time_base or Fraction(1, 90000)
         stream.time_base = self._tb
@@ -273,15 +281,6 @@ class VideoWriter:
             self._cv.write(frame)
             self.frames_written += 1
             return
-        if frame.shape[1] != self._stream.width or frame.shape[0] != self._stream.height:
-            frame = cv2.copyMakeBorder(
-                frame,
-                0,
-                self._stream.height - frame.shape[0],
-                0,
-                self._stream.width - frame.shape[1],
-                cv2.BORDER_REPLICATE,
-            )
         vf = self._av.VideoFrame.from_ndarray(frame, format="bgr24")
         pts = int(round(time_s / self._tb))
         if pts <= self._last_pts:

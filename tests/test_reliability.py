@@ -1,0 +1,299 @@
+"""Every bad input gets one clear line, a documented exit code and no partial output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos, run_cli
+from media import sample_frames, set_mp4_rotation, write_video
+
+from fervideo.outputs import read_timeline
+
+EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def _no_outputs(folder: Path) -> None:
+    leftovers = [p.name for p in folder.iterdir() if p.name.endswith((".csv", ".mp4")) or ".partial" in p.name]
+    assert leftovers == [], leftovers
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "text", "image"])
+def test_bad_inputs(case: str, tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    if case == "directory":
+        src.mkdir()
+    elif case == "empty":
+        src.write_bytes(b"")
+    elif case == "text":
+        src.write_text("this is not a video\n" * 50)
+    elif case == "image":
+        import cv2
+
+        cv2.imwrite(str(tmp_path / "x.png"), sample_frames(1)[0])
+        (tmp_path / "x.png").rename(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    for cmd in (["timeline", str(src), "--csv", str(out_dir / "t.csv")], ["annotate", str(src), "-o", str(out_dir / "a.mp4")]):
+        proc = run_cli(*cmd, "--quiet")
+        _one_line_error(proc, EXIT_INPUT, str(src))
+    _no_outputs(out_dir)
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    proc = run_cli("timeline", str(tmp_path / "nope.mp4"), "--debug")
+    assert proc.returncode == EXIT_INPUT
+    assert "Traceback" in proc.stderr
+
+
+def test_usage_error_exit_code() -> None:
+    proc = run_cli("timeline")
+    assert proc.returncode == EXIT_USAGE
+    proc = run_cli("timeline", str(SAMPLES / "astronaut_pan.mp4"), "--stride", "0")
+    _one_line_error(proc, EXIT_USAGE, "--stride")
+
+
+def test_truncated_video_keeps_decoded_frames_and_warns(tmp_path: Path) -> None:
+    full = write_video(tmp_path / "full.mp4", sample_frames(120), fps=25, faststart=True)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    proc = run_cli("timeline", str(cut), "--csv", str(tmp_path / "cut.csv"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "truncated" in proc.stderr and str(cut) in proc.stderr
+    df = read_timeline(tmp_path / "cut.csv")
+    n = df["frame"].nunique()
+    assert 20 < n < 120
+    assert df["frame"].max() == n - 1
+
+
+def test_container_frame_count_is_not_trusted(tmp_path: Path) -> None:
+    need_shared_videos()
+    df = read_timeline(_timeline_ok(SHARED_VIDEOS / "no_face.mp4", tmp_path))
+    assert df["frame"].nunique() == 95  # the container says 98
+
+
+def _timeline_ok(src: Path, tmp_path: Path, *extra: str) -> Path:
+    out = tmp_path / f"{src.stem}.csv"
+    proc = run_cli("timeline", str(src), "--csv", str(out), "--quiet", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_one_frame_video(tmp_path: Path) -> None:
+    src = write_video(tmp_path / "one.mp4", sample_frames(1))
+    df = read_timeline(_timeline_ok(src, tmp_path))
+    assert df["frame"].tolist() == [0]
+    assert df["face_id"].notna().all()
+
+
+def test_video_without_faces_gives_empty_face_fields(tmp_path: Path) -> None:
+    frames = [np.full((240, 320, 3), 40 + i, np.uint8) for i in range(20)]
+    df = read_timeline(_timeline_ok(write_video(tmp_path / "blank.mp4", frames), tmp_path))
+    assert df["frame"].tolist() == list(range(20))
+    assert df["face_id"].isna().all() and df["emotion"].isna().all()
+    assert set(df.columns) >= {"angry", "neutral"}
+
+
+def test_grayscale_video(tmp_path: Path) -> None:
+    import cv2
+
+    frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in sample_frames(10)]
+    src = write_video(tmp_path / "gray.mkv", frames, codec="ffv1", pix_fmt="gray", fmt="matroska")
+    df = read_timeline(_timeline_ok(src, tmp_path))
+    assert df["frame"].nunique() == 10
+    assert df["face_id"].notna().mean() >= 0.9
+
+
+def test_odd_size_video_keeps_size(tmp_path: Path) -> None:
+    import cv2
+
+    src = write_video(tmp_path / "odd.mp4", sample_frames(12, size=(641, 359)))
+    df = read_timeline(_timeline_ok(src, tmp_path))
+    assert df["face_id"].notna().mean() >= 0.9
+    out = tmp_path / "odd.annotated.mp4"
+    proc = run_cli("annotate", str(src), "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    ok, frame = cv2.VideoCapture(str(out)).read()
+    assert ok and frame.shape[:2] == (359, 641)
+
+
+def test_rotated_phone_video_boxes_in_display_orientation(tmp_path: Path) -> None:
+    import cv2
+
+    # Frames stored portrait (360x640) lying on their side, with a 90-degree display matrix: the faces are
+    # upright (and found) only if the rotation is honoured, and then the frame shows as 640x360.
+    stored = [np.ascontiguousarray(cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE)) for f in sample_frames(10)]
+    src = write_video(tmp_path / "phone.mp4", stored)
+    set_mp4_rotation(src, 90)
+    proc = run_cli("info", str(src))
+    assert "640x360" in proc.stdout and "90 deg" in proc.stdout
+    df = read_timeline(_timeline_ok(src, tmp_path))
+    faces = df.dropna(subset=["face_id"])
+    assert len(faces) >= 9
+    assert (faces["x"] + faces["w"] <= 640).all() and (faces["y"] + faces["h"] <= 360).all()
+    out = tmp_path / "phone.annotated.mp4"
+    assert run_cli("annotate", str(src), "-o", str(out), "--quiet").returncode == 0
+    ok, frame = cv2.VideoCapture(str(out)).read()
+    assert ok and frame.shape[:2] == (360, 640)
+
+
+def test_variable_frame_rate_times_come_from_the_container(tmp_path: Path) -> None:
+    pts = [0, 40, 80, 200, 240, 500, 533, 566, 1000, 1040]
+    src = write_video(tmp_path / "vfr.mkv", sample_frames(len(pts)), fps=25, pts_ms=pts, fmt="matroska")
+    df = read_timeline(_timeline_ok(src, tmp_path))
+    times = df.groupby("frame")["time_s"].first().to_numpy()
+    assert np.allclose(times, np.array(pts) / 1000, atol=0.002), times
+
+
+def test_4k_video(tmp_path: Path) -> None:
+    src = write_video(tmp_path / "uhd.mp4", sample_frames(4, size=(3840, 2160)))
+    df = read_timeline(_timeline_ok(src, tmp_path))
+    assert df["frame"].nunique() == 4
+    assert df["face_id"].notna().all()
+    assert df["w"].min() > 400  # ~74 px at 640 wide, so boxes are mapped back to full resolution
+
+
+def test_output_folder_is_created(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "t.csv"
+    proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(out), "--quiet")
+    assert proc.returncode == 0 and out.is_file()
+
+
+def test_unwritable_output_fails_before_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(blocker / "t.csv"), "--quiet")
+    _one_line_error(proc, EXIT_OUTPUT, str(blocker))
+
+
+def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    src.write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    before = src.read_bytes()
+    proc = run_cli("annotate", str(src), "-o", str(src), "--quiet")
+    _one_line_error(proc, EXIT_OUTPUT, "input")
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_no_partial_output(sig: int, tmp_path: Path) -> None:
+    src = write_video(tmp_path / "long.mp4", sample_frames(1500, size=(320, 180)))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fervideo", "annotate", str(src), "-o", str(out / "a.mp4"), "--csv", str(out / "a.csv"), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob(".*partial*")):
+        time.sleep(0.05)
+    assert list(out.glob(".*partial*")), "run never started writing"
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert list(out.iterdir()) == [], list(out.iterdir())
+
+
+def _broken_folder(tmp_path: Path) -> Path:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    (d / "good.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    (d / "sub" / "good2.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    (d / "text.mp4").write_text("not a video\n" * 20)
+    (d / "empty.avi").write_bytes(b"")
+    (d / "README.md").write_text("notes, not a video")
+    return d
+
+
+def test_batch_keeps_going_and_resumes(tmp_path: Path) -> None:
+    d = _broken_folder(tmp_path)
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(d), "--out", str(out), "--recursive", "--quiet")
+    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr
+    s = pd.read_csv(out / "summary.csv").set_index("input")
+    assert len(s) == 4  # README.md is not a video and is skipped
+    assert s.loc[str(d / "good.mp4"), "status"] == "ok"
+    assert s.loc[str(d / "sub" / "good2.mp4"), "status"] == "ok"
+    assert s.loc[str(d / "text.mp4"), "status"] == "error"
+    assert s.loc[str(d / "empty.avi"), "status"] == "error"
+    assert "empty" in s.loc[str(d / "empty.avi"), "message"]
+    assert int(s.loc[str(d / "sub" / "good2.mp4"), "frames"]) == 90
+    assert int(s.loc[str(d / "good.mp4"), "face_ids"]) == 2
+    assert (out / "sub" / "good2.mp4.csv").is_file()
+    # Re-run: complete outputs newer than their input are skipped, not redone.
+    csv = out / "good.mp4.csv"
+    mtime = csv.stat().st_mtime_ns
+    proc = run_cli("batch", str(d), "--out", str(out), "--recursive", "--quiet")
+    assert csv.stat().st_mtime_ns == mtime
+    s2 = pd.read_csv(out / "summary.csv").set_index("input")
+    assert "up to date" in s2.loc[str(d / "good.mp4"), "message"]
+    assert int(s2.loc[str(d / "good.mp4"), "face_ids"]) == 2
+    # --overwrite redoes it.
+    run_cli("batch", str(d), "--out", str(out), "--recursive", "--quiet", "--overwrite")
+    assert csv.stat().st_mtime_ns != mtime
+
+
+def test_batch_jobs_give_the_same_outputs(tmp_path: Path) -> None:
+    d = _broken_folder(tmp_path)
+    run_cli("batch", str(d), "--out", str(tmp_path / "j1"), "-r", "--quiet")
+    run_cli("batch", str(d), "--out", str(tmp_path / "j2"), "-r", "--quiet", "--jobs", "2")
+    for rel in ("good.mp4.csv", "sub/good2.mp4.csv", "summary.csv"):
+        a = (tmp_path / "j1" / rel).read_text().replace(str(tmp_path / "j1"), "")
+        b = (tmp_path / "j2" / rel).read_text().replace(str(tmp_path / "j2"), "")
+        assert a == b, rel
+
+
+def test_batch_on_a_file_or_missing_folder(tmp_path: Path) -> None:
+    _one_line_error(run_cli("batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")), EXIT_INPUT, "nope")
+    _one_line_error(run_cli("batch", str(SAMPLES / "astronaut_pan.mp4"), "--out", str(tmp_path / "o")), EXIT_INPUT, "astronaut_pan.mp4")
+
+
+def test_garbage_model_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(os.urandom(4096))
+    proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(bad))
+    _one_line_error(proc, EXIT_MODEL, str(bad))
+    proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(tmp_path / "none.tflite"))
+    _one_line_error(proc, EXIT_MODEL, "none.tflite")
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_wrong_shape_model_is_a_clear_error(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((64, 64, 3))
+    model = keras.Model(inp, keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
+    path = tmp_path / "wrong.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(path))
+    _one_line_error(proc, EXIT_MODEL, "48, 48, 1")
+
+
+def test_fps_is_exact_not_truncated(tmp_path: Path) -> None:
+    from fervideo.video import probe
+
+    info = probe(SAMPLES / "astronaut_pan.mp4")
+    assert info.fps == Fraction(30000, 1001)
