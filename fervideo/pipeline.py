@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.errors import FervideoError, UsageError
-from fervideo.faces import create_detector, crop_face, to_gray
+from fervideo.faces import create_detector, crop_face
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
 from fervideo.types import Face, FrameResult, VideoInfo
@@ -50,9 +52,10 @@ class Options:
     threaded: bool = True
     queue_size: int = 16
     window: int = 8
+    detect_threads: int = 2
 
     def validate(self) -> None:
-        for name in ("batch_size", "detect_every", "stride", "window", "queue_size"):
+        for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
             if getattr(self, name) < 1:
                 raise UsageError(None, f"--{name.replace('_', '-')} must be at least 1")
         if self.smooth_s < 0:
@@ -76,38 +79,83 @@ class VideoReport:
 
 
 class Analyzer:
-    """Holds the loaded models; one per process, reused for every file of a batch."""
+    """Holds the loaded models; one per process, reused for every file of a batch.
+
+    TFLite interpreters are not thread-safe, so each detection thread gets its own detector
+    (created once per thread; the thread pool lives as long as the analyzer).
+    """
 
     def __init__(self, options: Options) -> None:
         options.validate()
         self.options = options
-        self.detector = create_detector(options.detector, options.detector_model, options.detect_size)
+        self._local = threading.local()
+        self._local.detector = self._new_detector()  # fail fast on a bad detector model
+        self.detector = self._local.detector
         self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size)
+        self._pool: ThreadPoolExecutor | None = None
 
-    def analyse(self, frames: Iterable[tuple[int, float, np.ndarray]], keep_images: bool = False) -> Iterator[FrameResult]:
+    def _new_detector(self) -> Any:
+        o = self.options
+        return create_detector(o.detector, o.detector_model, o.detect_size)
+
+    def detect_faces(self, image: np.ndarray) -> list[Face]:
+        """Faces of at least ``min_face`` pixels, with this thread's detector."""
+        det = getattr(self._local, "detector", None)
+        if det is None:
+            det = self._local.detector = self._new_detector()
+        return [f for f in det.detect(image) if max(f.w, f.h) >= self.options.min_face]
+
+    def _detections(self, frames: Iterable[tuple[int, float, np.ndarray]], parallel: bool) -> Iterator[_Detected]:
+        """Decide per frame whether to analyse/detect, and run detection (in threads if ``parallel``)."""
+        o = self.options
+
+        def plan() -> Iterator[tuple[int, float, np.ndarray, bool, bool]]:
+            analysed_count = 0
+            for index, time_s, image in frames:
+                analysed = index % o.stride == 0
+                detect = analysed and analysed_count % o.detect_every == 0
+                analysed_count += analysed
+                yield index, time_s, image, analysed, detect
+
+        def job(item: tuple[int, float, np.ndarray, bool, bool]) -> _Detected:
+            index, time_s, image, analysed, detect = item
+            return _Detected(index, time_s, image, analysed, self.detect_faces(image) if detect else None)
+
+        if not parallel or o.detect_threads <= 1:
+            yield from map(job, plan())
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(o.detect_threads, thread_name_prefix="fervideo-detect")
+        pending: deque[Future[_Detected]] = deque()
+        try:
+            for item in plan():
+                pending.append(self._pool.submit(job, item))
+                if len(pending) >= o.queue_size:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def analyse(self, frames: Iterable[tuple[int, float, np.ndarray]], keep_images: bool = False, parallel: bool = False) -> Iterator[FrameResult]:
         """Yield one :class:`FrameResult` per decoded frame, in order, with faces filled in.
 
         Frames skipped by ``stride`` come out with ``analysed=False`` and no faces (only the
         annotated video uses them). State (tracker, smoother) is per call: one video per call.
+        Detection may run in threads (``parallel``); tracking, classification and smoothing run
+        here, in frame order, so results do not depend on thread timing.
         """
         o = self.options
         tracker = IoUTracker()
         smoother = EmaSmoother(o.smooth_s) if o.smooth_s > 0 else None
         window: list[FrameResult] = []
         crops: list[np.ndarray] = []
-        analysed_count = 0
-        for index, time_s, image in frames:
-            result = FrameResult(index, time_s, image, analysed=(index % o.stride == 0))
-            if result.analysed:
-                if analysed_count % o.detect_every == 0:
-                    faces = [f for f in self.detector.detect(image) if max(f.w, f.h) >= o.min_face]
-                    faces = tracker.update(faces, time_s)
-                else:
-                    faces = tracker.predicted_faces(time_s)
-                analysed_count += 1
-                if faces:
-                    gray = to_gray(image)
-                    crops.extend(crop_face(gray, f) for f in faces)
+        for d in self._detections(frames, parallel):
+            result = FrameResult(d.index, d.time_s, d.image, analysed=d.analysed)
+            if d.analysed:
+                faces = tracker.update(d.faces, d.time_s) if d.faces is not None else tracker.predicted_faces(d.time_s)
+                crops.extend(crop_face(d.image, f) for f in faces)
                 result.faces = faces
             window.append(result)
             if len(window) >= o.window or len(crops) >= o.batch_size:
@@ -127,6 +175,21 @@ class Analyzer:
             if not keep_images:
                 result.image = None
             yield result
+
+    def close(self) -> None:
+        """Stop the detection threads (also done at interpreter exit)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+@dataclass
+class _Detected:
+    index: int
+    time_s: float
+    image: np.ndarray
+    analysed: bool
+    faces: list[Face] | None  # None: not a detection frame (stride or --detect-every)
 
 
 def _threaded(source: Iterable[Any], maxsize: int, stop: threading.Event) -> Iterator[Any]:
@@ -231,7 +294,7 @@ def process_video(
         writer_thread = _WriterThread(vw, o.queue_size, smoothing) if (vw is not None and o.threaded) else None
         last_faces: list[Face] = []
         try:
-            for result in analyzer.analyse(frames, keep_images=vw is not None):
+            for result in analyzer.analyse(frames, keep_images=vw is not None, parallel=o.threaded):
                 report.frames += 1
                 if result.analysed:
                     report.analysed_frames += 1

