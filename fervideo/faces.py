@@ -169,8 +169,9 @@ class BlazeFace:
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         canvas, scale, pad_x, pad_y = _letterbox(frame, self.size)
-        rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-        tensor = (rgb.astype(np.float32) * (2.0 / 255.0) - 1.0)[None]
+        # BGR->RGB and scaling to [-1, 1] in one C++ pass.
+        tensor = cv2.dnn.blobFromImage(canvas, 2.0 / 255.0, mean=(127.5, 127.5, 127.5), swapRB=True).transpose(0, 2, 3, 1)
+        tensor = np.ascontiguousarray(tensor)
         it = self.interpreter
         it.set_tensor(self._in, tensor)  # type: ignore[attr-defined]
         it.invoke()  # type: ignore[attr-defined]

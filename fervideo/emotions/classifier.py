@@ -5,9 +5,8 @@ and ai-edge-litert imports in 0.1 s where TensorFlow takes ~4 s, so the tool nev
 TensorFlow to classify. A ``.keras`` file given with ``--model`` is still accepted (through Keras,
 slower start) so a freshly trained model can be tried before export.
 
-The interpreter is sized once for ``batch_size`` faces; smaller batches are zero-padded so every
-face goes through exactly the same kernels, which keeps results bit-identical however faces happen
-to be grouped (the pipelined and plain paths must produce the same CSV).
+Batches are gathered across frames (one call per window of frames, not per face) and run through
+interpreters sized by powers of two up to ``batch_size``.
 """
 
 from __future__ import annotations
@@ -34,25 +33,37 @@ class EmotionClassifier:
             raise ModelError(path, "emotion model file not found")
         self.path = path
         self.batch_size = max(1, int(batch_size))
-        threads = num_threads or min(2, os.cpu_count() or 1)
+        self._threads = num_threads or min(2, os.cpu_count() or 1)
+        self._sized: dict[int, tuple[object, int, int]] = {}
         if path.suffix == ".keras":
             self._keras = _load_keras(path)
-            self._it = None
-        else:
-            self._keras = None
-            self._it = make_interpreter(path, threads)
-            det = self._it.get_input_details()  # type: ignore[attr-defined]
-            shape = list(det[0]["shape"])
-            if len(shape) != 4 or shape[1:] != [INPUT_SIZE, INPUT_SIZE, 1]:
-                raise ModelError(path, f"model input must be (N, 48, 48, 1), got {tuple(shape)}")
-            self._in = det[0]["index"]
-            self._it.resize_tensor_input(self._in, [self.batch_size, INPUT_SIZE, INPUT_SIZE, 1])  # type: ignore[attr-defined]
-            self._it.allocate_tensors()  # type: ignore[attr-defined]
-            out = self._it.get_output_details()[0]  # type: ignore[attr-defined]
-            if list(out["shape"])[-1] != len(EMOTIONS):
-                raise ModelError(path, f"model must output {len(EMOTIONS)} probabilities, got shape {tuple(out['shape'])}")
-            self._out = out["index"]
-            self._buf = np.zeros((self.batch_size, INPUT_SIZE, INPUT_SIZE, 1), np.float32)
+            return
+        self._keras = None
+        self._interpreter(self.batch_size)  # load and check the model now, not at the first face
+
+    def _interpreter(self, size: int) -> tuple[object, int, int]:
+        """An interpreter sized for ``size`` faces (one per power of two, created on first use).
+
+        A face's probabilities do not depend on the batch it is computed in (XNNPACK computes each
+        row alike; a test checks it), so batches are padded only up to the next power of two
+        rather than to ``batch_size``: a window with 3 faces costs 4, not 32.
+        """
+        entry = self._sized.get(size)
+        if entry is not None:
+            return entry
+        it = make_interpreter(self.path, self._threads)
+        det = it.get_input_details()  # type: ignore[attr-defined]
+        shape = list(det[0]["shape"])
+        if len(shape) != 4 or shape[1:] != [INPUT_SIZE, INPUT_SIZE, 1]:
+            raise ModelError(self.path, f"model input must be (N, 48, 48, 1), got {tuple(shape)}")
+        out = it.get_output_details()[0]  # type: ignore[attr-defined]
+        if list(out["shape"])[-1] != len(EMOTIONS):
+            raise ModelError(self.path, f"model must output {len(EMOTIONS)} probabilities, got shape {tuple(out['shape'])}")
+        it.resize_tensor_input(det[0]["index"], [size, INPUT_SIZE, INPUT_SIZE, 1])  # type: ignore[attr-defined]
+        it.allocate_tensors()  # type: ignore[attr-defined]
+        entry = (it, det[0]["index"], out["index"])
+        self._sized[size] = entry
+        return entry
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (n, 7) float32 for uint8 crops (n, 48, 48) or (n, 48, 48, 1)."""
@@ -64,14 +75,15 @@ class EmotionClassifier:
         if self._keras is not None:
             return np.asarray(self._keras(x, training=False), np.float32)
         out = np.empty((n, len(EMOTIONS)), np.float32)
-        it, b = self._it, self.batch_size
-        for start in range(0, n, b):
-            chunk = x[start : start + b]
-            self._buf[: len(chunk)] = chunk
-            self._buf[len(chunk) :] = 0.0
-            it.set_tensor(self._in, self._buf)  # type: ignore[union-attr]
-            it.invoke()  # type: ignore[union-attr]
-            out[start : start + len(chunk)] = it.get_tensor(self._out)[: len(chunk)]  # type: ignore[union-attr]
+        for start in range(0, n, self.batch_size):
+            chunk = x[start : start + self.batch_size]
+            size = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
+            it, i_in, i_out = self._interpreter(size)
+            if len(chunk) < size:
+                chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), np.float32)])
+            it.set_tensor(i_in, chunk)  # type: ignore[attr-defined]
+            it.invoke()  # type: ignore[attr-defined]
+            out[start : start + self.batch_size] = it.get_tensor(i_out)[: min(self.batch_size, n - start)]  # type: ignore[attr-defined]
         return out
 
 

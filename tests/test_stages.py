@@ -1,0 +1,54 @@
+"""Unit tests of single stages: classifier batching, tracker, smoother, crops, detectors' interface."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fervideo.emotions.classifier import EmotionClassifier
+from fervideo.faces import crop_face
+from fervideo.tracking import EmaSmoother, IoUTracker
+from fervideo.types import Face
+
+
+def test_classifier_results_do_not_depend_on_batching() -> None:
+    x = np.random.default_rng(1).integers(0, 256, (37, 48, 48), dtype=np.uint8)
+    whole = EmotionClassifier(batch_size=64).predict(x)
+    for bs in (1, 5, 16):
+        clf = EmotionClassifier(batch_size=bs)
+        assert np.array_equal(clf.predict(x), whole), bs
+        assert np.array_equal(np.concatenate([clf.predict(x[:3]), clf.predict(x[3:])]), whole)
+    assert EmotionClassifier().predict(x[:0]).shape == (0, 7)
+
+
+def test_tracker_keeps_ids_through_motion_and_short_gaps() -> None:
+    tr = IoUTracker(max_missing_s=0.5)
+    ids = []
+    for i in range(20):
+        t = i / 25
+        faces = [Face(100 + 4 * i, 100, 80, 80, 0.9), Face(400 - 3 * i, 120, 60, 60, 0.9)]
+        if 8 <= i < 12:  # the second face is hidden for 4 frames (0.16 s)
+            faces = faces[:1]
+        ids.append(sorted(f.face_id for f in tr.update(faces, t)))
+    assert ids[0] == [0, 1] and ids[-1] == [0, 1]
+    assert all(set(x) <= {0, 1} for x in ids)
+    # Gone for longer than max_missing_s: a new id.
+    assert [f.face_id for f in tr.update([Face(340, 120, 60, 60, 0.9)], 20 / 25 + 1.0)] == [2]
+
+
+def test_smoother_uses_real_time() -> None:
+    a, b = np.eye(7, dtype=np.float32)[0], np.eye(7, dtype=np.float32)[3]
+    s1, s2 = EmaSmoother(1.0), EmaSmoother(1.0)
+    s1.update(0, 0.0, a)
+    s2.update(0, 0.0, a)
+    fast = s1.update(0, 0.04, b)
+    slow = s2.update(0, 1.0, b)
+    assert 0 < fast[3] < slow[3] < 1
+    assert np.isclose(slow[3], 1 - np.exp(-1.0), atol=1e-6)
+
+
+def test_crop_face_pads_outside_the_frame() -> None:
+    frame = np.full((100, 100, 3), 200, np.uint8)
+    crop = crop_face(frame, Face(-20, -20, 60, 60, 1.0))
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert (crop == 200).all()
+    assert crop_face(frame[:, :, 0], Face(10, 10, 50, 30, 1.0)).shape == (48, 48)
