@@ -175,6 +175,10 @@ def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Pat
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600 files; finished outputs get the usual permissions (0666 & ~umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

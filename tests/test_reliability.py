@@ -175,6 +175,7 @@ def test_output_folder_is_created(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b" / "t.csv"
     proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(out), "--quiet")
     assert proc.returncode == 0 and out.is_file()
+    assert out.stat().st_mode & 0o044 == 0o044  # readable by others like any file the user makes (umask 022)
 
 
 def test_unwritable_output_fails_before_work(tmp_path: Path) -> None:
