@@ -157,22 +157,26 @@ def draw_faces(frame: np.ndarray, faces: Iterable[Face], smoothed: bool = False)
 
 
 def _draw_bars(frame: np.ndarray, f: Face, probs: np.ndarray, scale: float, w_img: int, h_img: int) -> None:
-    bar_h = max(8, round(12 * scale))
-    chart_w = round(110 * scale)
-    chart_h = bar_h * len(EMOTIONS)
+    """A 7-bar probability chart on a dark panel beside the face, if the frame has room for it."""
+    bar_h = max(11, round(14 * scale))
+    label_w = max(34, round(44 * scale))
+    chart_w = label_w + max(50, round(70 * scale))
+    chart_h = bar_h * len(EMOTIONS) + 4
     x0 = f.x + f.w + 6
     if x0 + chart_w > w_img:
         x0 = f.x - chart_w - 6
-    y0 = f.y
-    if x0 < 0 or y0 + chart_h > h_img or f.h < chart_h * 0.5:
+    y0 = min(f.y, h_img - chart_h)
+    if x0 < 0 or y0 < 0:
         return  # no room beside this face
-    font = 0.32 * scale
+    panel = frame[y0 : y0 + chart_h, x0 : x0 + chart_w]
+    panel[:] = (panel * 0.35).astype(np.uint8)  # darken: readable on any background
+    font = max(0.33, 0.4 * scale)
     for i, (name, p) in enumerate(zip(EMOTIONS, probs)):
-        y = y0 + i * bar_h
-        label_w = round(48 * scale)
-        cv2.putText(frame, name[:4], (x0, y + bar_h - 2), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
-        length = int(round((chart_w - label_w) * float(p)))
-        cv2.rectangle(frame, (x0 + label_w, y + 1), (x0 + label_w + length, y + bar_h - 2), bgr(name), -1)
+        y = y0 + 2 + i * bar_h
+        cv2.putText(frame, name[:5], (x0 + 2, y + bar_h - 3), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
+        length = int(round((chart_w - label_w - 3) * float(p)))
+        if length > 0:
+            cv2.rectangle(frame, (x0 + label_w, y + 2), (x0 + label_w + length, y + bar_h - 2), bgr(name), -1)
 
 
 # ---------------------------------------------------------------- plots
@@ -204,7 +208,7 @@ def plot_timeline(df: Any, out_png: str | Path, title: str = "", smoothed: bool 
             ax.set_title(f"face #{int(fid)}", fontsize=9, loc="left")
         else:
             ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
         ax.set_xlim(0, max(t_end, 1e-3))
         ax.set_ylabel("probability")
         ax.grid(alpha=0.3)
