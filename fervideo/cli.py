@@ -334,7 +334,7 @@ def info(
 def train(
     data: Annotated[Path, typer.Option(help="fer2013.npz, fer2013.csv, or a folder with train/ and test/.")],
     arch: Annotated[str, typer.Option(help="Architecture: vgg_lite, resnet_lite, resnet_lite_wide, resnet_lite_small, mini_xception.")] = "vgg_lite",
-    epochs: Annotated[int, typer.Option(help="Epochs (the cosine schedule spans them).")] = 60,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 60); with --resume a new value re-plans the run's cosine schedule.")] = None,
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log.csv, best.keras, model.tflite.")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.keras.")] = False,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
@@ -351,10 +351,10 @@ def train(
         from fervideo.training.train import TrainConfig
         from fervideo.training.train import train as run_train
 
-        if epochs < 1:
+        if epochs is not None and epochs < 1:
             raise UsageError(None, "--epochs must be at least 1")
-        cfg = TrainConfig(data=str(data), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit, precision=precision, seed=seed)
-        best = run_train(cfg, out, resume=resume)
+        cfg = TrainConfig(data=str(data), arch=arch, batch_size=batch_size, lr=lr, limit=limit, precision=precision, seed=seed)
+        best = run_train(cfg, out, resume=resume, epochs=epochs)
         if best.exists():
             export_tflite(best, out / "model.tflite")
             typer.echo(f"best model: {best} (+ {out / 'model.tflite'})", err=True)

@@ -34,6 +34,7 @@ from fervideo.types import Face, FrameResult, VideoInfo
 from fervideo.video import FrameReader, VideoWriter, atomic_output
 
 _END = object()
+QUEUE_BYTES = 48 * 1024 * 1024
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Analyzer:
         self.detector = self._local.detector
         self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size)
         self._pool: ThreadPoolExecutor | None = None
+        self._queue_limit = options.queue_size
 
     def _new_detector(self) -> Any:
         o = self.options
@@ -130,7 +132,7 @@ class Analyzer:
         try:
             for item in plan():
                 pending.append(self._pool.submit(job, item))
-                if len(pending) >= o.queue_size:
+                if len(pending) >= self._queue_limit:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -287,11 +289,15 @@ def process_video(
     report = VideoReport(info=reader.info)
     smoothing = o.smooth_s > 0
     stop = threading.Event()
+    # Queues hold at most ~48 MB of frames each: 16 frames at 720p, 2 at 4K.
+    frame_bytes = max(1, reader.info.width * reader.info.height * 3)
+    queue_len = max(2, min(o.queue_size, QUEUE_BYTES // frame_bytes))
+    analyzer._queue_limit = queue_len
     frames: Iterable[tuple[int, float, np.ndarray]] = reader
     if o.threaded:
-        frames = _threaded(reader, o.queue_size, stop)
+        frames = _threaded(reader, queue_len, stop)
     with _outputs(timeline, fmt, smoothing, annotated, reader, codec, o) as (tw, vw):
-        writer_thread = _WriterThread(vw, o.queue_size, smoothing) if (vw is not None and o.threaded) else None
+        writer_thread = _WriterThread(vw, queue_len, smoothing) if (vw is not None and o.threaded) else None
         last_faces: list[Face] = []
         try:
             for result in analyzer.analyse(frames, keep_images=vw is not None, parallel=o.threaded):

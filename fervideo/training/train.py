@@ -117,19 +117,39 @@ def _completed_epochs(out: Path) -> int:
         return sum(1 for _ in csv.DictReader(f))
 
 
-def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose: int | None = None) -> Path:
-    """Train (or continue training) and return the path of the best float32 model (``best.keras``)."""
+def _schedule(keras: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
+    """Linear warm-up to ``lr`` then cosine decay to 0 at the last planned epoch, per batch step."""
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if config.warmup_epochs else config.lr,
+        decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        warmup_target=config.lr if config.warmup_epochs else None,
+        warmup_steps=config.warmup_epochs * steps_per_epoch,
+    )
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbose: int | None = None, epochs: int | None = None) -> Path:
+    """Train (or continue training) and return the path of the best float32 model (``best.keras``).
+
+    With ``resume``, the run's saved configuration is used; ``epochs`` may change the planned
+    length (the cosine schedule is re-planned from the current step, so a run can be shortened
+    or extended without starting over).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE
+    replan = False
     if resume:
         if not (out / CHECKPOINT).exists() or not state_path.exists():
             from fervideo.errors import UsageError
 
             raise UsageError(out, f"--resume needs {CHECKPOINT} and {STATE} from an earlier run in this folder")
         saved = json.loads(state_path.read_text())
-        saved["epochs"] = config.epochs if config.epochs != TrainConfig.epochs else saved["epochs"]
+        if epochs is not None and epochs != saved["epochs"]:
+            saved["epochs"] = epochs
+            replan = True
         config = TrainConfig(**saved)
+    elif epochs is not None:
+        config.epochs = epochs
     # Data first: a wrong path fails in a second, before TensorFlow's ~4 s import and its log noise.
     dataset = fer_data.load(config.data)
     import keras
@@ -159,20 +179,16 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     if resume:
         initial_epoch = _completed_epochs(out)
         model = keras.saving.load_model(out / CHECKPOINT)
+        if replan:
+            model.optimizer.learning_rate = _schedule(keras, config, steps_per_epoch)
     else:
         from fervideo.emotions.architectures import build
 
         core = build(config.arch)
         inp = keras.Input(core.input_shape[1:], name="pixels")
         model = keras.Model(inp, core(_augmenter(keras, config.seed)(inp)), name="train_wrapper")
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if config.warmup_epochs else config.lr,
-            decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
-            warmup_target=config.lr if config.warmup_epochs else None,
-            warmup_steps=config.warmup_epochs * steps_per_epoch,
-        )
         model.compile(
-            optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay),
+            optimizer=keras.optimizers.SGD(_schedule(keras, config, steps_per_epoch), momentum=0.9, nesterov=True, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
