@@ -199,26 +199,25 @@ def _threaded(source: Iterable[Any], maxsize: int, stop: threading.Event) -> Ite
     q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
     errors: list[BaseException] = []
 
+    def put(item: Any) -> bool:
+        """Block until there is room, unless the consumer has stopped; False if it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in source:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
         except BaseException as e:  # noqa: BLE001 - forwarded to the consumer and re-raised there
             errors.append(e)
         finally:
-            while not stop.is_set():
-                try:
-                    q.put(_END, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            put(_END)
 
     t = threading.Thread(target=produce, name="fervideo-reader", daemon=True)
     t.start()
