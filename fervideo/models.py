@@ -8,7 +8,6 @@ environment variable ``FERVIDEO_MODEL`` overrides both.
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 DEFAULT_MODEL = "fervideo_emotion.tflite"
@@ -20,12 +19,9 @@ def models_dir() -> Path:
     checkout = Path(__file__).resolve().parent.parent / "models"
     if (checkout / DEFAULT_MODEL).is_file():
         return checkout
-    try:
-        installed = Path(str(resources.files("fervideo._models")))
-        if (installed / DEFAULT_MODEL).is_file():
-            return installed
-    except ModuleNotFoundError:
-        pass
+    installed = Path(__file__).resolve().parent / "_models"
+    if (installed / DEFAULT_MODEL).is_file():
+        return installed
     return checkout
 
 
