@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -56,19 +57,25 @@ def _quiet_stderr() -> Iterator[None]:
     """Silence the runtime's C++ banner ('Created TensorFlow Lite XNNPACK delegate') on fd 2.
 
     Errors still surface: the runtime raises them as Python exceptions, which are not affected.
+    fd 2 is process-wide, so the lock serialises threads that create interpreters at the same time
+    (otherwise one could save the other's /dev/null as "the real stderr" and never restore it).
     """
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            return
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+_STDERR_LOCK = threading.Lock()
 
 
 def make_interpreter(model_path: str | Path, num_threads: int) -> object:

@@ -52,3 +52,20 @@ def test_crop_face_pads_outside_the_frame() -> None:
     assert crop.shape == (48, 48) and crop.dtype == np.uint8
     assert (crop == 200).all()
     assert crop_face(frame[:, :, 0], Face(10, 10, 50, 30, 1.0)).shape == (48, 48)
+
+
+def test_concurrent_interpreter_creation_keeps_stderr() -> None:
+    """Detector threads create interpreters at once; stderr must still be the real one after."""
+    import os
+    import threading
+
+    from fervideo.faces import BlazeFace
+
+    before = os.fstat(2)
+    threads = [threading.Thread(target=BlazeFace) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
