@@ -125,3 +125,19 @@ def test_live_no_window_on_a_file() -> None:
     frames = {int(line.split(",")[0]) for line in lines[1:]}
     assert frames == set(range(90))
     assert "fps" in proc.stderr
+
+
+def test_writer_falls_back_to_mp4v_without_pyav(tmp_path: Path, monkeypatch: object) -> None:
+    import sys
+    from fractions import Fraction
+
+    from fervideo.video import VideoWriter
+
+    monkeypatch.setitem(sys.modules, "av", None)  # type: ignore[attr-defined]  # import av -> ImportError
+    out = tmp_path / "f.mp4"
+    with VideoWriter(out, 64, 48, Fraction(25)) as w:
+        for i in range(5):
+            w.write(np.full((48, 64, 3), 40 * i, np.uint8), i / 25)
+    assert w.codec == "mp4v" and w.notice and "PyAV" in w.notice
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
