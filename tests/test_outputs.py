@@ -141,3 +141,15 @@ def test_writer_falls_back_to_mp4v_without_pyav(tmp_path: Path, monkeypatch: obj
     assert w.codec == "mp4v" and w.notice and "PyAV" in w.notice
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_batch_plots_and_annotations(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("batch", str(SAMPLES), "--out", str(out), "--plots", "--annotate", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for clip in ("astronaut_pan.mp4", "two_astronauts.mp4"):
+        assert cv2.imread(str(out / f"{clip}.png")) is not None
+        cap = cv2.VideoCapture(str(out / f"{clip}.annotated.mp4"))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == {"astronaut_pan.mp4": 90, "two_astronauts.mp4": 50}[clip]
+    s = pd.read_csv(out / "summary.csv")
+    assert (s["status"] == "ok").all() and len(s) == 2
