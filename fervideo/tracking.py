@@ -35,10 +35,12 @@ class IoUTracker:
         self.max_missing_s = max_missing_s
         self.tracks: list[_Track] = []
         self.next_id = 0
+        self.last_update_s = float("-inf")
 
     def update(self, faces: list[Face], time_s: float) -> list[Face]:
         """Assign ``face_id`` to each face in place; returns the faces sorted by id."""
         self.tracks = [t for t in self.tracks if time_s - t.last_seen_s <= self.max_missing_s]
+        self.last_update_s = time_s
         if faces:
             boxes = np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in faces], float)
             matched = self._match(boxes)
@@ -78,10 +80,14 @@ class IoUTracker:
         return out
 
     def predicted_faces(self, time_s: float) -> list[Face]:
-        """The live tracks' last boxes as faces, for frames where detection is skipped (``--detect-every``)."""
+        """Boxes found at the last detection, carried to a frame where detection is skipped (``--detect-every``).
+
+        Only tracks matched at that last detection are carried: a face the detector no longer saw
+        must not be invented on the frames after it.
+        """
         out = []
         for t in self.tracks:
-            if time_s - t.last_seen_s <= self.max_missing_s:
+            if t.last_seen_s == self.last_update_s:
                 x1, y1, x2, y2 = (int(round(v)) for v in t.box)
                 out.append(Face(x1, y1, x2 - x1, y2 - y1, t.score, t.face_id))
         return out

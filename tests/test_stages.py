@@ -69,3 +69,11 @@ def test_concurrent_interpreter_creation_keeps_stderr() -> None:
         t.join()
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_carried_boxes_only_from_the_last_detection() -> None:
+    tr = IoUTracker(max_missing_s=1.0)
+    tr.update([Face(10, 10, 50, 50, 0.9)], 0.0)
+    assert [f.face_id for f in tr.predicted_faces(0.04)] == [0]
+    tr.update([], 0.08)  # the detector no longer sees the face
+    assert tr.predicted_faces(0.12) == []
