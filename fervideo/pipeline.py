@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from fervideo.emotions.classifier import EmotionClassifier
-from fervideo.errors import FervideoError, UsageError
+from fervideo.errors import UsageError
 from fervideo.faces import create_detector, crop_face
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
@@ -91,7 +91,6 @@ class Analyzer:
         self.options = options
         self._local = threading.local()
         self._local.detector = self._new_detector()  # fail fast on a bad detector model
-        self.detector = self._local.detector
         self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size)
         self._pool: ThreadPoolExecutor | None = None
         self._queue_limit = options.queue_size
@@ -360,12 +359,3 @@ class _outputs:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         return bool(self.stack.__exit__(exc_type, exc, tb))
-
-
-def analyse_frames_plain(path: str | Path, options: Options) -> list[FrameResult]:
-    """Every frame's result of a (short) video, without images; for tests and notebooks."""
-    analyzer = Analyzer(options)
-    return list(analyzer.analyse(FrameReader(path)))
-
-
-__all__ = ["Analyzer", "FervideoError", "Options", "VideoReport", "process_video"]

@@ -187,18 +187,17 @@ def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Pat
 def check_output_path(output: str | Path, inputs: list[Path] | tuple[Path, ...] = ()) -> Path:
     """Refuse outputs that would overwrite an input or cannot be written, before any work starts."""
     out = Path(output)
-    for inp in inputs:
-        if out.exists() and inp.exists() and out.resolve() == inp.resolve():
-            raise OutputError(out, "output path is the input file; choose another name")
-        if out.resolve() == inp.resolve():
-            raise OutputError(out, "output path is the input file; choose another name")
+    if any(out.resolve() == inp.resolve() for inp in inputs):
+        raise OutputError(out, "output path is the input file; choose another name")
     if out.is_dir():
         raise OutputError(out, "output path is a directory; give a file name")
     parent = out.parent
     probe_dir = parent
     while not probe_dir.exists():
         probe_dir = probe_dir.parent
-    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK):
+    if not probe_dir.is_dir():
+        raise OutputError(probe_dir, "is a file, so the output folder cannot be created there")
+    if not os.access(probe_dir, os.W_OK):
         raise OutputError(parent, "output folder cannot be written (permission denied)")
     return out
 
