@@ -111,11 +111,13 @@ def _analyse_one(video: Path, opts: Any, quiet: bool, csv_out: Path | None, fmt:
         if out is not None:
             check_output_path(out, [video])
     analyzer = Analyzer(opts)
-    from fervideo.video import probe
+    with _progress(None, video.name, quiet) as bar:
 
-    total = probe(video).frame_count_container
-    with _progress(total, video.name, quiet) as bar:
-        report = process_video(video, analyzer, timeline=csv_out, fmt=fmt, annotated=annotated, codec=codec, progress=bar.update)
+        def size_bar(info: Any) -> None:
+            bar.total = info.frame_count_container or None  # a hint: the container may miscount
+            bar.refresh()
+
+        report = process_video(video, analyzer, timeline=csv_out, fmt=fmt, annotated=annotated, codec=codec, progress=bar.update, on_start=size_bar)
     for w in report.warnings:
         typer.echo(f"fervideo: warning: {w}", err=True)
     if plot is not None and csv_out is not None:

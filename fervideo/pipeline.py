@@ -15,10 +15,12 @@ Memory is bounded by the queue sizes and one classification window, whatever the
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +95,6 @@ class Analyzer:
         self._local.detector = self._new_detector()  # fail fast on a bad detector model
         self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size)
         self._pool: ThreadPoolExecutor | None = None
-        self._queue_limit = options.queue_size
 
     def _new_detector(self) -> Any:
         o = self.options
@@ -106,8 +107,9 @@ class Analyzer:
             det = self._local.detector = self._new_detector()
         return [f for f in det.detect(image) if max(f.w, f.h) >= self.options.min_face]
 
-    def _detections(self, frames: Iterable[tuple[int, float, np.ndarray]], parallel: bool) -> Iterator[_Detected]:
-        """Decide per frame whether to analyse/detect, and run detection (in threads if ``parallel``)."""
+    def _detections(self, frames: Iterable[tuple[int, float, np.ndarray]], parallel: bool, max_pending: int) -> Iterator[_Detected]:
+        """Decide per frame whether to analyse/detect, and run detection (in threads if ``parallel``,
+        with at most ``max_pending`` frames in flight)."""
         o = self.options
 
         def plan() -> Iterator[tuple[int, float, np.ndarray, bool, bool]]:
@@ -131,7 +133,7 @@ class Analyzer:
         try:
             for item in plan():
                 pending.append(self._pool.submit(job, item))
-                if len(pending) >= self._queue_limit:
+                if len(pending) >= max_pending:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -139,7 +141,13 @@ class Analyzer:
             for fut in pending:
                 fut.cancel()
 
-    def analyse(self, frames: Iterable[tuple[int, float, np.ndarray]], keep_images: bool = False, parallel: bool = False) -> Iterator[FrameResult]:
+    def analyse(
+        self,
+        frames: Iterable[tuple[int, float, np.ndarray]],
+        keep_images: bool = False,
+        parallel: bool = False,
+        max_pending: int | None = None,
+    ) -> Iterator[FrameResult]:
         """Yield one :class:`FrameResult` per decoded frame, in order, with faces filled in.
 
         Frames skipped by ``stride`` come out with ``analysed=False`` and no faces (only the
@@ -152,7 +160,7 @@ class Analyzer:
         smoother = EmaSmoother(o.smooth_s) if o.smooth_s > 0 else None
         window: list[FrameResult] = []
         crops: list[np.ndarray] = []
-        for d in self._detections(frames, parallel):
+        for d in self._detections(frames, parallel, max_pending or o.queue_size):
             result = FrameResult(d.index, d.time_s, d.image, analysed=d.analysed)
             if d.analysed:
                 faces = tracker.update(d.faces, d.time_s) if d.faces is not None else tracker.predicted_faces(d.time_s)
@@ -276,29 +284,33 @@ def process_video(
     annotated: str | Path | None = None,
     codec: str = "h264",
     progress: Callable[[int], None] | None = None,
+    on_start: Callable[[VideoInfo], None] | None = None,
 ) -> VideoReport:
     """Analyse one video, writing the timeline and/or annotated video atomically.
 
     Outputs appear under their final names only when everything succeeded; an error or an
     interrupt (Ctrl-C, SIGTERM raised as KeyboardInterrupt/SystemExit) leaves none behind.
+    ``on_start`` receives the probed :class:`VideoInfo` before the first frame (e.g. to size a
+    progress bar without probing the file a second time).
     """
     o = analyzer.options
     reader = FrameReader(path)
+    if on_start is not None:
+        on_start(reader.info)
     report = VideoReport(info=reader.info)
     smoothing = o.smooth_s > 0
     stop = threading.Event()
     # Queues hold at most ~48 MB of frames each: 16 frames at 720p, 2 at 4K.
     frame_bytes = max(1, reader.info.width * reader.info.height * 3)
     queue_len = max(2, min(o.queue_size, QUEUE_BYTES // frame_bytes))
-    analyzer._queue_limit = queue_len
     frames: Iterable[tuple[int, float, np.ndarray]] = reader
     if o.threaded:
         frames = _threaded(reader, queue_len, stop)
-    with _outputs(timeline, fmt, smoothing, annotated, reader, codec, o) as (tw, vw):
+    with _outputs(timeline, fmt, smoothing, annotated, reader, codec) as (tw, vw):
         writer_thread = _WriterThread(vw, queue_len, smoothing) if (vw is not None and o.threaded) else None
         last_faces: list[Face] = []
         try:
-            for result in analyzer.analyse(frames, keep_images=vw is not None, parallel=o.threaded):
+            for result in analyzer.analyse(frames, keep_images=vw is not None, parallel=o.threaded, max_pending=queue_len):
                 report.frames += 1
                 if result.analysed:
                     report.analysed_frames += 1
@@ -330,32 +342,18 @@ def process_video(
     return report
 
 
-class _outputs:
-    """Open the requested outputs under temporary names; commit them together on success."""
-
-    def __init__(self, timeline: Any, fmt: str, smoothing: bool, annotated: Any, reader: FrameReader, codec: str, o: Options) -> None:
-        self.args = (timeline, fmt, smoothing, annotated, reader, codec, o)
-
-    def __enter__(self) -> tuple[TimelineWriter | None, VideoWriter | None]:
-        from contextlib import ExitStack
-
-        timeline, fmt, smoothing, annotated, reader, codec, _ = self.args
-        self.stack = ExitStack()
-        try:
-            tw = self.stack.enter_context(TimelineWriter(timeline, fmt, smoothing)) if timeline is not None else None
-            vw = None
-            if annotated is not None:
-                tmp = self.stack.enter_context(atomic_output(annotated))
-                info = reader.info
-                vw = self.stack.enter_context(VideoWriter(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
-                if vw.notice:
-                    import sys
-
-                    print(f"fervideo: {vw.notice}", file=sys.stderr)
-        except BaseException:
-            self.stack.close()
-            raise
-        return tw, vw
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        return bool(self.stack.__exit__(exc_type, exc, tb))
+@contextmanager
+def _outputs(
+    timeline: str | Path | None, fmt: str, smoothing: bool, annotated: str | Path | None, reader: FrameReader, codec: str
+) -> Iterator[tuple[TimelineWriter | None, VideoWriter | None]]:
+    """Open the requested outputs under temporary names; they are renamed together on success."""
+    with ExitStack() as stack:
+        tw = stack.enter_context(TimelineWriter(timeline, fmt, smoothing)) if timeline is not None else None
+        vw = None
+        if annotated is not None:
+            tmp = stack.enter_context(atomic_output(annotated))
+            info = reader.info
+            vw = stack.enter_context(VideoWriter(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
+            if vw.notice:
+                print(f"fervideo: {vw.notice}", file=sys.stderr)
+        yield tw, vw

@@ -140,8 +140,8 @@ class FrameReader:
                 if not ok or frame is None:
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                if not np.isfinite(t) or t < 0 or (index > 0 and t <= last_t and t == 0.0):
-                    # Streams without timestamps: fall back to the nominal rate.
+                if not np.isfinite(t) or t < 0 or (index > 0 and t == 0.0):
+                    # Streams without timestamps (0 after the first frame): fall back to the nominal rate.
                     t = index / fps
                 if t < last_t:
                     t = last_t
