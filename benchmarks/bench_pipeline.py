@@ -4,8 +4,10 @@ Prints, per clip of ../shared/videos (or sample_videos/ when that is absent) and
 clip made by looping one of them: decode-only fps, timeline fps, decode+encode-only fps, annotate
 fps, the ratios timeline/decode and annotate/(decode+encode), faces classified per second; then the
 peak RSS of `fervideo timeline` on a 10 s and a 10 min clip, the start-up time to the first frame,
-and the classifier's batched throughput. Plain Python: `python benchmarks/bench_pipeline.py`.
-Machines are shared and noisy: read the ratios, not the absolute figures.
+and the classifier's batched throughput; and the face recall of ``--detect-every 2/3`` against
+every-frame detection. Each speed figure, baselines included, is the best of 3 runs. Plain Python:
+`python benchmarks/bench_pipeline.py`. Machines are shared and noisy: read the ratios, not the
+absolute figures.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fervideo.emotions.classifier import EmotionClassifier  # noqa: E402
+from fervideo.outputs import read_timeline  # noqa: E402
 from fervideo.pipeline import Analyzer, Options, process_video  # noqa: E402
 from fervideo.video import FrameReader, VideoWriter  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "videos"
+
+
+REPEATS = 3  # every figure is the best of this many runs, baselines included (noisy shared machines)
+
+
+def best_of(fn: Callable[..., tuple], *args: Any) -> tuple:
+    """Run ``fn(*args)`` (a tuple whose last item is seconds) REPEATS times; keep the fastest run."""
+    return min((fn(*args) for _ in range(REPEATS)), key=lambda r: r[-1])
 
 
 def decode_only(path: Path) -> tuple[int, float]:
@@ -54,6 +67,28 @@ def timed_process(path: Path, analyzer: Analyzer, tmp: Path, annotate: bool) -> 
     t = time.perf_counter()
     r = process_video(path, analyzer, timeline=tmp / "t.csv", annotated=(tmp / "a.mp4") if annotate else None)
     return r.frames, r.faces_classified, time.perf_counter() - t
+
+
+def box_agreement(ref: Any, other: Any) -> tuple[float, float]:
+    """Share of ``ref``'s face boxes that ``other`` has in the same frame (IoU > 0.5), and share of
+    ``other``'s boxes with no match in ``ref`` (carried boxes where the detector saw none)."""
+    from fervideo.faces import _iou_matrix
+
+    def boxes(df: Any) -> dict[int, np.ndarray]:
+        df = df[df["face_id"].notna()]
+        return {f: g[["x", "y", "w", "h"]].to_numpy(float) for f, g in df.groupby("frame")}
+
+    a, b = boxes(ref), boxes(other)
+    n_a, n_b = sum(len(v) for v in a.values()), sum(len(v) for v in b.values())
+    hit_a = hit_b = 0
+    for f in set(a) & set(b):
+        xa, xb = a[f].copy(), b[f].copy()
+        xa[:, 2:] += xa[:, :2]
+        xb[:, 2:] += xb[:, :2]
+        iou = _iou_matrix(xa, xb) > 0.5
+        hit_a += int(iou.any(1).sum())
+        hit_b += int(iou.any(0).sum())
+    return (hit_a / n_a if n_a else 1.0), ((n_b - hit_b) / n_b if n_b else 0.0)
 
 
 def make_long_clip(src: Path, out: Path, minutes: float) -> Path:
@@ -132,25 +167,29 @@ def main() -> None:
         head = f"{'clip':<26}{'size':>9}{'frames':>7}{'decode':>8}{'timeline':>9}{'ratio':>7}{'dec+enc':>8}{'annotate':>9}{'ratio':>7}{'faces/s':>9}"
         print(head)
         for clip in clips:
-            n, t_dec = decode_only(clip)
-            _, t_de = decode_encode(clip, tmp / "de.mp4")
-            _, faces, t_tl = timed_process(clip, analyzer, tmp, annotate=False)
-            _, _, t_an = timed_process(clip, analyzer, tmp, annotate=True)
+            n, t_dec = best_of(decode_only, clip)
+            _, t_de = best_of(decode_encode, clip, tmp / "de.mp4")
+            _, faces, t_tl = best_of(timed_process, clip, analyzer, tmp, False)
+            _, _, t_an = best_of(timed_process, clip, analyzer, tmp, True)
             info = FrameReader(clip).info
             dec, tl, de, an = n / t_dec, n / t_tl, n / t_de, n / t_an
             size = f"{info.width}x{info.height}"
             row = f"{clip.name:<26}{size:>9}{n:>7}{dec:>8.0f}{tl:>9.0f}{tl / dec:>7.2f}"
             print(row + f"{de:>8.0f}{an:>9.0f}{an / de:>7.2f}{faces / t_tl:>9.0f}")
-        print("\n--detect-every K: frames with a face, relative to K=1 (the default stays 1 unless K>1 keeps >= 99%)")
+        print("\n--detect-every K: face recall against K=1 (share of K=1's boxes that K has, IoU > 0.5) and boxes K adds;")
+        print("the default stays 1 unless K > 1 keeps recall >= 99%")
         for clip in clips:
-            counts = []
+            tables = []
             for k in (1, 2, 3):
                 a = Analyzer(Options(detect_every=k))
-                r = process_video(clip, a, timeline=tmp / "k.csv")
+                process_video(clip, a, timeline=tmp / f"k{k}.csv")
                 a.close()
-                counts.append(r.frames_with_face)
-            rel = [c / counts[0] if counts[0] else 1.0 for c in counts]
-            print(f"  {clip.name:<26} K=1: {counts[0]:>5}   K=2: {rel[1]:.3f}   K=3: {rel[2]:.3f}")
+                tables.append(read_timeline(tmp / f"k{k}.csv"))
+            cells = [f"K=1: {int(tables[0]['face_id'].notna().sum()):>5} boxes"]
+            for k, table in ((2, tables[1]), (3, tables[2])):
+                recall, extra = box_agreement(tables[0], table)
+                cells.append(f"K={k}: recall {recall:.3f}, extra {extra:.3f}")
+            print(f"  {clip.name:<26} " + "   ".join(cells))
         print(f"\nclassifier, batched TFLite: {classifier_throughput():.0f} faces/s")
         src = SHARED / "single_face.mp4" if SHARED.is_dir() else ROOT / "sample_videos" / "astronaut_pan.mp4"
         print(f"start-up to first frame (CLI run on a 1-frame clip, best of 3): {startup_s(src, tmp):.2f} s")

@@ -295,6 +295,8 @@ def process_video(
     """
     o = analyzer.options
     reader = FrameReader(path)
+    if reader.info.width * reader.info.height <= 1280 * 720:
+        reader.decode_threads = 1  # see FrameReader: the other stages need the cores more
     if on_start is not None:
         on_start(reader.info)
     report = VideoReport(info=reader.info)
