@@ -59,6 +59,7 @@ BatchSize = Annotated[int, typer.Option(help="Faces per classifier call (batched
 MinFace = Annotated[int, typer.Option(help="Ignore faces smaller than this many pixels (longest box side).")]
 DetectEvery = Annotated[int, typer.Option(help="Run the detector every K-th analysed frame; boxes carried by the tracker between.")]
 Smooth = Annotated[float, typer.Option(help="Smooth probabilities per face with this time constant in seconds (0 = off); adds *_smoothed columns.")]
+Tta = Annotated[bool, typer.Option("--tta", help="Average each face with its mirror image: +0.8 points accuracy (model card), 2x classifier time.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Debug = Annotated[bool, typer.Option(help="Show Python tracebacks for errors.")]
 Plain = Annotated[bool, typer.Option(help="Run decode, analysis and encode in one thread (reference path; slower).")]
@@ -140,6 +141,7 @@ def annotate(
     min_face: MinFace = 20,
     detect_every: DetectEvery = 1,
     smooth: Smooth = 0.0,
+    tta: Tta = False,
     plain: Plain = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -156,6 +158,7 @@ def annotate(
             min_face=min_face,
             detect_every=detect_every,
             smooth_s=smooth,
+            tta=tta,
             threaded=not plain,
         )
         r = _analyse_one(video, opts, quiet, csv, "csv", out, codec.value)
@@ -179,6 +182,7 @@ def timeline(
     min_face: MinFace = 20,
     detect_every: DetectEvery = 1,
     smooth: Smooth = 0.0,
+    tta: Tta = False,
     plain: Plain = False,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -195,6 +199,7 @@ def timeline(
             min_face=min_face,
             detect_every=detect_every,
             smooth_s=smooth,
+            tta=tta,
             stride=stride,
             threaded=not plain,
         )
@@ -224,6 +229,7 @@ def batch(
     min_face: MinFace = 20,
     detect_every: DetectEvery = 1,
     smooth: Smooth = 0.0,
+    tta: Tta = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -240,6 +246,7 @@ def batch(
             min_face=min_face,
             detect_every=detect_every,
             smooth_s=smooth,
+            tta=tta,
             stride=stride,
         )
         bo = BatchOptions(
@@ -266,6 +273,7 @@ def image(
     detector_model: DetectorModel = None,
     model: Model = None,
     min_face: MinFace = 20,
+    tta: Tta = False,
     debug: Debug = False,
 ) -> None:
     """Faces and emotion probabilities for still images, printed as a table."""
@@ -273,7 +281,7 @@ def image(
     def go() -> int:
         from fervideo.still import analyse_images
 
-        opts = _options(detector=detector, detector_model=detector_model, model=model, min_face=min_face)
+        opts = _options(detector=detector, detector_model=detector_model, model=model, min_face=min_face, tta=tta)
         return analyse_images(images, opts, csv, annotate_dir)
 
     _run(debug, go)
@@ -289,6 +297,7 @@ def live(
     model: Model = None,
     min_face: MinFace = 20,
     smooth: Smooth = 0.0,
+    tta: Tta = False,
     debug: Debug = False,
 ) -> None:
     """Real-time view of a camera, stream or file with fps shown; --no-window prints CSV rows."""
@@ -296,7 +305,7 @@ def live(
     def go() -> int:
         from fervideo.live import run_live
 
-        opts = _options(detector=detector, detector_model=detector_model, model=model, min_face=min_face, smooth_s=smooth, window=1, batch_size=8)
+        opts = _options(detector=detector, detector_model=detector_model, model=model, min_face=min_face, smooth_s=smooth, tta=tta, window=1, batch_size=8)
         return run_live(source, opts, window, max_frames)
 
     _run(debug, go)

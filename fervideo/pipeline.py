@@ -56,6 +56,7 @@ class Options:
     queue_size: int = 16
     window: int = 8
     detect_threads: int = 2
+    tta: bool = False
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
@@ -93,7 +94,7 @@ class Analyzer:
         self.options = options
         self._local = threading.local()
         self._local.detector = self._new_detector()  # fail fast on a bad detector model
-        self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size)
+        self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size, tta=options.tta)
         self._pool: ThreadPoolExecutor | None = None
 
     def _new_detector(self) -> Any:

@@ -101,6 +101,18 @@ def test_stride(tmp_path: Path) -> None:
     assert read_timeline(out)["frame"].tolist() == list(range(0, 90, 5))
 
 
+def test_tta_changes_probabilities_not_boxes(tmp_path: Path) -> None:
+    plain, tta = tmp_path / "p.csv", tmp_path / "t.csv"
+    video = str(SAMPLES / "two_astronauts.mp4")
+    assert run_cli("timeline", video, "--csv", str(plain), "--quiet").returncode == 0
+    assert run_cli("timeline", video, "--csv", str(tta), "--tta", "--quiet").returncode == 0
+    a, b = read_timeline(plain), read_timeline(tta)
+    assert a[["frame", "face_id", "x", "y", "w", "h"]].equals(b[["frame", "face_id", "x", "y", "w", "h"]])
+    diff = (a[list(EMOTIONS)] - b[list(EMOTIONS)]).abs().to_numpy()
+    assert diff.max() > 1e-3  # the mirror pass really ran
+    assert np.allclose(b[list(EMOTIONS)].sum(axis=1), 1.0, atol=2e-3)
+
+
 def test_image_command(tmp_path: Path) -> None:
     img = tmp_path / "two.png"
     _, frame = cv2.VideoCapture(str(SAMPLES / "two_astronauts.mp4")).read()

@@ -129,3 +129,12 @@ def test_rebuilt_detector_agrees_with_the_original_on_shared_clips() -> None:
         n_orig, n_new, matched = _agreement(SHARED_VIDEOS / name)
         assert abs(n_new - n_orig) <= max(2, 0.06 * n_orig), (name, n_orig, n_new)
         assert matched >= 0.85 * n_orig, (name, n_orig, matched)
+
+
+def test_tta_is_the_mean_of_face_and_mirror() -> None:
+    x = np.random.default_rng(2).integers(0, 256, (13, 48, 48), dtype=np.uint8)
+    plain = EmotionClassifier(batch_size=8)
+    want = (plain.predict(x) + plain.predict(np.ascontiguousarray(x[:, :, ::-1]))) / 2
+    got = EmotionClassifier(batch_size=8, tta=True).predict(x)
+    assert got.shape == (13, 7) and np.abs(got - want).max() < 1e-6
+    assert np.allclose(got.sum(1), 1.0, atol=1e-5)

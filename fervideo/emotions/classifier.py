@@ -27,7 +27,10 @@ INPUT_SIZE = 48
 class EmotionClassifier:
     """7-class probabilities for 48x48 grayscale crops, many at a time."""
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, num_threads: int | None = None) -> None:
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, num_threads: int | None = None, tta: bool = False) -> None:
+        """``tta``: average each face with its mirror image (horizontal-flip test-time augmentation):
+        +0.8 points on FER2013 PrivateTest for twice the classifier cost (see the model card)."""
+        self.tta = tta
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise ModelError(path, "emotion model file not found")
@@ -72,6 +75,14 @@ class EmotionClassifier:
         if n == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         x = crops.reshape(n, INPUT_SIZE, INPUT_SIZE, 1).astype(np.float32)
+        if self.tta:
+            # One pass over faces and mirrors together (fuller batches), then the mean per face.
+            both = self._run(np.concatenate([x, x[:, :, ::-1]]))
+            return (both[:n] + both[n:]) / np.float32(2.0)
+        return self._run(x)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
         if self._keras is not None:
             return np.asarray(self._keras(x, training=False), np.float32)
         out = np.empty((n, len(EMOTIONS)), np.float32)

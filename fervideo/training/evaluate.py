@@ -23,12 +23,8 @@ def predict(model_path: str | Path, faces: np.ndarray, tta: bool = False) -> np.
     """Probabilities (n, 7) for uint8 faces (n, 48, 48[, 1])."""
     from fervideo.emotions.classifier import EmotionClassifier
 
-    clf = EmotionClassifier(model_path, batch_size=128)
-    x = faces.reshape(-1, 48, 48)
-    probs = _chunked(clf, x)
-    if tta:
-        probs = (probs + _chunked(clf, x[:, :, ::-1])) / 2.0
-    return probs
+    clf = EmotionClassifier(model_path, batch_size=128, tta=tta)  # the tool's own TTA path
+    return _chunked(clf, faces.reshape(-1, 48, 48))
 
 
 def _chunked(clf: Any, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
