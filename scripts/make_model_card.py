@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.npz")
     ap.add_argument("--out", type=Path, default=ROOT / "models")
     ap.add_argument("--note", default="", help="Free text added to the card (e.g. why training stopped).")
+    ap.add_argument("--training-command", default="", help="The commands that made the run, when more than one (e.g. a run resumed with a new --epochs).")
     args = ap.parse_args()
     import keras
 
@@ -66,7 +67,8 @@ def main() -> None:
         "data": Path(state["data"]).name,
         "data_sha256": state["data_sha256"],
         "split_use": "Training (28,709) for gradients; PublicTest (3,589) for checkpoint choice and early stopping; PrivateTest (3,589) only for this card",
-        "training_command": f"fervideo train --data {Path(state['data']).name} --arch {state['arch']} --epochs {state['epochs']} --out {run}",
+        "training_command": args.training_command
+        or f"fervideo train --data {Path(state['data']).name} --arch {state['arch']} --epochs {state['epochs']} --out {run}",
         "epochs_planned": state["epochs"],
         "epochs_run": len(log),
         "best_epoch": best_epoch + 1,
