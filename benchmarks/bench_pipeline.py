@@ -170,9 +170,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--long-minutes", type=float, default=10.0)
     ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="speed table only (no recall, classifier, start-up or memory runs)")
+    ap.add_argument("--clips", nargs="*", default=None, help="only clips whose name contains one of these strings")
     args = ap.parse_args()
     clips = sorted(p for p in SHARED.glob("*") if p.suffix in (".mp4", ".mov", ".avi")) if SHARED.is_dir() else []
     clips = clips or sorted((ROOT / "sample_videos").glob("*.mp4"))
+    if args.clips:
+        clips = [c for c in clips if any(s in c.name for s in args.clips)]
     print(f"# fervideo pipeline benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     analyzer = Analyzer(Options())
     with tempfile.TemporaryDirectory() as d:
@@ -189,6 +193,8 @@ def main() -> None:
             size = f"{info.width}x{info.height}"
             row = f"{clip.name:<26}{size:>9}{n:>7}{dec:>8.0f}{tl:>9.0f}{tl / dec:>7.2f}"
             print(row + f"{de:>8.0f}{an:>9.0f}{an / de:>7.2f}{faces / t_tl:>9.0f}")
+        if args.quick:
+            return
         print("\n--detect-every K: face recall against K=1 (share of K=1's boxes that K has, IoU > 0.5) and boxes K adds;")
         print("the default stays 1 unless K > 1 keeps recall >= 99%")
         for clip in clips:

@@ -23,6 +23,19 @@ def test_classifier_results_do_not_depend_on_batching() -> None:
     assert EmotionClassifier().predict(x[:0]).shape == (0, 7)
 
 
+def test_batches_are_split_into_powers_of_two_not_padded() -> None:
+    from fervideo.emotions.classifier import _power_of_two_parts
+
+    assert _power_of_two_parts(9, 32) == [8, 1]
+    assert _power_of_two_parts(31, 32) == [16, 8, 4, 2, 1]
+    assert _power_of_two_parts(70, 32) == [32, 32, 4, 2]
+    assert _power_of_two_parts(7, 5) == [4, 2, 1]
+    assert _power_of_two_parts(0, 32) == []
+    clf = EmotionClassifier(batch_size=32)
+    clf.predict(np.zeros((9, 48, 48), np.uint8))
+    assert sorted(clf._sized) == [1, 8, 32]  # 32 made at load time to check the model; no 16
+
+
 def test_tracker_keeps_ids_through_motion_and_short_gaps() -> None:
     tr = IoUTracker(max_missing_s=0.5)
     ids = []
