@@ -59,7 +59,7 @@ BatchSize = Annotated[int, typer.Option(help="Faces per classifier call (batched
 MinFace = Annotated[int, typer.Option(help="Ignore faces smaller than this many pixels (longest box side).")]
 DetectEvery = Annotated[int, typer.Option(help="Run the detector every K-th analysed frame; boxes carried by the tracker between.")]
 Smooth = Annotated[float, typer.Option(help="Smooth probabilities per face with this time constant in seconds (0 = off); adds *_smoothed columns.")]
-Tta = Annotated[bool, typer.Option("--tta", help="Average each face with its mirror image: +0.8 points accuracy (model card), 2x classifier time.")]
+Tta = Annotated[bool, typer.Option("--tta", help="Average each face with its mirror image: +1.5 points accuracy (model card), 2x classifier time.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Debug = Annotated[bool, typer.Option(help="Show Python tracebacks for errors.")]
 Plain = Annotated[bool, typer.Option(help="Run decode, analysis and encode in one thread (reference path; slower).")]
