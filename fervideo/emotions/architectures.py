@@ -16,10 +16,17 @@ from fervideo.labels import EMOTIONS
 INPUT_SHAPE = (48, 48, 1)
 
 
-def _keras() -> Any:
-    import keras
+def import_keras() -> Any:
+    """Import Keras (TensorFlow under it) with the C++ start-up banner (oneDNN, CUDA probing) kept
+    off stderr, so a training or evaluation error is not buried under lines that are not ours."""
+    from fervideo.faces import quiet_stderr
 
+    with quiet_stderr():
+        import keras
     return keras
+
+
+_keras = import_keras
 
 
 def _conv_bn(x: Any, filters: int, kernel: int = 3, strides: int = 1, act: bool = True) -> Any:

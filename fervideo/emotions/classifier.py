@@ -115,9 +115,9 @@ def _power_of_two_parts(n: int, largest: int) -> list[int]:
 
 def _load_keras(path: Path) -> object:
     try:
-        import keras
+        from fervideo.emotions.architectures import import_keras
 
-        model = keras.saving.load_model(path, compile=False)
+        model = import_keras().saving.load_model(path, compile=False)
     except (ValueError, OSError, TypeError) as e:
         raise ModelError(path, f"cannot load Keras model ({str(e).splitlines()[0]})") from None
     if tuple(model.input_shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 1):

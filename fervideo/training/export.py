@@ -11,7 +11,9 @@ import numpy as np
 
 def export_tflite(keras_path: str | Path, tflite_path: str | Path) -> Path:
     """Convert with TensorFlow's converter (float32, no quantisation: accuracy stays the Keras one)."""
-    import keras
+    from fervideo.emotions.architectures import import_keras
+
+    keras = import_keras()
     import tensorflow as tf
 
     model = keras.saving.load_model(keras_path, compile=False)
@@ -29,11 +31,10 @@ def export_tflite(keras_path: str | Path, tflite_path: str | Path) -> Path:
 
 def max_abs_difference(keras_path: str | Path, tflite_path: str | Path, faces: np.ndarray) -> float:
     """Largest absolute probability difference between the two files on ``faces`` (n, 48, 48[, 1])."""
-    import keras
-
+    from fervideo.emotions.architectures import import_keras
     from fervideo.emotions.classifier import EmotionClassifier
 
-    model = keras.saving.load_model(keras_path, compile=False)
+    model = import_keras().saving.load_model(keras_path, compile=False)
     x = faces.reshape(-1, 48, 48, 1).astype(np.float32)
     ref = np.asarray(model(x, training=False))
     got = EmotionClassifier(tflite_path, batch_size=64).predict(faces)
