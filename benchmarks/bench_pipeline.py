@@ -4,7 +4,8 @@ Prints, per clip of ../shared/videos (or sample_videos/ when that is absent) and
 clip made by looping one of them: decode-only fps, timeline fps, decode+encode-only fps, annotate
 fps, the ratios timeline/decode and annotate/(decode+encode), faces classified per second; then the
 peak RSS of `fervideo timeline` on a 10 s and a 10 min clip, the start-up time to the first frame,
-and the classifier's batched throughput; and the face recall of ``--detect-every 2/3`` against
+and the classifier's batched throughput; the CPU cost of each stage alone per frame, which bounds
+the ratio any scheduling could reach; and the face recall of ``--detect-every 2/3`` against
 every-frame detection. Each speed figure, baselines included, is the best of 3 runs. Plain Python:
 `python benchmarks/bench_pipeline.py`. Machines are shared and noisy: read the ratios, not the
 absolute figures.
@@ -157,6 +158,60 @@ def startup_s(video: Path, tmp: Path) -> float:
     return best
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process, all threads (decoder, detector, XNNPACK pools) together."""
+    t = os.times()
+    return t.user + t.system
+
+
+def stage_costs(path: Path, analyzer: Analyzer, cpu_per_face: float, faces_per_frame: float) -> tuple[float, float, float, float]:
+    """CPU milliseconds per frame of each stage alone, as the pipeline runs it, and of the whole
+    timeline run: (decode, detect, classify, timeline). Best of REPEATS each.
+
+    The sum of the stages divided by the cores is the fastest any scheduling could go: it shows
+    whether a ratio target is reachable at all with these networks, or only with cheaper ones.
+    """
+
+    def decode() -> float:
+        reader = FrameReader(path)
+        if reader.info.width * reader.info.height <= 1280 * 720:
+            reader.decode_threads = 1  # as process_video does
+        c = cpu_s()
+        n = sum(1 for _ in reader)
+        return (cpu_s() - c) / n
+
+    def detect() -> float:
+        spent, n = 0.0, 0
+        for _, _, frame in FrameReader(path):
+            c = time.thread_time()  # one-thread interpreter: its work is this thread's
+            analyzer.detect_faces(frame)
+            spent += time.thread_time() - c
+            n += 1
+        return spent / n
+
+    def timeline() -> float:
+        with tempfile.TemporaryDirectory() as d:
+            c = cpu_s()
+            r = process_video(path, analyzer, timeline=Path(d) / "t.csv")
+            return (cpu_s() - c) / r.frames
+
+    dec, det, tl = (min(fn() for _ in range(REPEATS)) for fn in (decode, detect, timeline))
+    return dec * 1e3, det * 1e3, cpu_per_face * faces_per_frame * 1e3, tl * 1e3
+
+
+def classifier_cpu_per_face(n: int = 4096) -> float:
+    """CPU seconds per face of batched classification (both XNNPACK threads counted)."""
+    clf = EmotionClassifier(batch_size=32)
+    x = np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    clf.predict(x[:32])
+    best = 1e9
+    for _ in range(REPEATS):
+        c = cpu_s()
+        clf.predict(x)
+        best = min(best, (cpu_s() - c) / n)
+    return best
+
+
 def classifier_throughput(batch: int = 64, n: int = 20000) -> float:
     clf = EmotionClassifier(batch_size=batch)
     x = np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
@@ -181,6 +236,7 @@ def main() -> None:
     analyzer = Analyzer(Options())
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        speeds: dict[Path, tuple[float, float, float]] = {}
         head = f"{'clip':<26}{'size':>9}{'frames':>7}{'decode':>8}{'timeline':>9}{'ratio':>7}{'dec+enc':>8}{'annotate':>9}{'ratio':>7}{'faces/s':>9}"
         print(head)
         for clip in clips:
@@ -193,8 +249,21 @@ def main() -> None:
             size = f"{info.width}x{info.height}"
             row = f"{clip.name:<26}{size:>9}{n:>7}{dec:>8.0f}{tl:>9.0f}{tl / dec:>7.2f}"
             print(row + f"{de:>8.0f}{an:>9.0f}{an / de:>7.2f}{faces / t_tl:>9.0f}")
+            speeds[clip] = (dec, tl, faces / n)
         if args.quick:
             return
+        cores = os.cpu_count() or 1
+        per_face = classifier_cpu_per_face()
+        print(f"\nCPU ms per frame of each stage alone (classify: {per_face * 1e3:.2f} ms per face x faces per frame), their sum,")
+        print(f"the fastest any scheduling could run them on {cores} cores and the timeline/decode ratio that allows,")
+        print("then the timeline run's own CPU per frame and the cores it kept busy")
+        print(f"{'clip':<26}{'decode':>7}{'detect':>7}{'classify':>9}{'sum':>6}{'floor fps':>10}{'max ratio':>10}{'timeline':>9}{'cores':>6}")
+        for clip in clips:
+            dec, tl, fpf = speeds[clip]
+            c_dec, c_det, c_cls, c_tl = stage_costs(clip, analyzer, per_face, fpf)
+            total = c_dec + c_det + c_cls
+            floor = cores * 1e3 / total
+            print(f"{clip.name:<26}{c_dec:>7.2f}{c_det:>7.2f}{c_cls:>9.2f}{total:>6.2f}{floor:>10.0f}{floor / dec:>10.2f}{c_tl:>9.2f}{c_tl * tl / 1e3:>6.2f}")
         print("\n--detect-every K: face recall against K=1 (share of K=1's boxes that K has, IoU > 0.5) and boxes K adds;")
         print("the default stays 1 unless K > 1 keeps recall >= 99%")
         for clip in clips:
