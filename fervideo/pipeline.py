@@ -277,6 +277,15 @@ class _WriterThread:
             raise self.error
 
 
+def open_reader(path: str | Path) -> FrameReader:
+    """The reader as the pipeline uses it: up to 720p FFmpeg decodes on one thread, because the
+    detector and classifier threads need the other core more than decoding does (see FrameReader)."""
+    reader = FrameReader(path)
+    if reader.info.width * reader.info.height <= 1280 * 720:
+        reader.decode_threads = 1
+    return reader
+
+
 def process_video(
     path: str | Path,
     analyzer: Analyzer,
@@ -295,9 +304,7 @@ def process_video(
     progress bar without probing the file a second time).
     """
     o = analyzer.options
-    reader = FrameReader(path)
-    if reader.info.width * reader.info.height <= 1280 * 720:
-        reader.decode_threads = 1  # see FrameReader: the other stages need the cores more
+    reader = open_reader(path)
     if on_start is not None:
         on_start(reader.info)
     report = VideoReport(info=reader.info)

@@ -26,11 +26,8 @@ def import_keras() -> Any:
     return keras
 
 
-_keras = import_keras
-
-
 def _conv_bn(x: Any, filters: int, kernel: int = 3, strides: int = 1, act: bool = True) -> Any:
-    layers = _keras().layers
+    layers = import_keras().layers
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     if act:
@@ -40,7 +37,7 @@ def _conv_bn(x: Any, filters: int, kernel: int = 3, strides: int = 1, act: bool 
 
 def _res_block(x: Any, filters: int, strides: int = 1) -> Any:
     """Pre-activation-free basic residual block (ResNet v1): two 3x3 convs and a shortcut."""
-    layers = _keras().layers
+    layers = import_keras().layers
     shortcut = x
     y = _conv_bn(x, filters, 3, strides)
     y = _conv_bn(y, filters, 3, 1, act=False)
@@ -51,7 +48,7 @@ def _res_block(x: Any, filters: int, strides: int = 1) -> Any:
 
 
 def _head(x: Any, dropout: float) -> Any:
-    layers = _keras().layers
+    layers = import_keras().layers
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     # float32 softmax even under a mixed-precision policy, so probabilities sum to 1 exactly enough.
@@ -59,7 +56,7 @@ def _head(x: Any, dropout: float) -> Any:
 
 
 def _normalise(inp: Any) -> Any:
-    return _keras().layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inp)
+    return import_keras().layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inp)
 
 
 def resnet_lite(width: int = 32, blocks: tuple[int, ...] = (1, 2, 2), dropout: float = 0.3) -> Any:
@@ -68,7 +65,7 @@ def resnet_lite(width: int = 32, blocks: tuple[int, ...] = (1, 2, 2), dropout: f
     FER2013 accuracy per FLOP is best with residual stages that spend most compute at 24x24 and
     below: the stem sees 48x48 once, then three stages of basic blocks at 24, 12 and 6 pixels.
     """
-    keras = _keras()
+    keras = import_keras()
     inp = keras.Input(INPUT_SHAPE, name="pixels")
     x = _normalise(inp)
     x = _conv_bn(x, width, 3)
@@ -85,7 +82,7 @@ def resnet_lite(width: int = 32, blocks: tuple[int, ...] = (1, 2, 2), dropout: f
 
 def mini_xception(dropout: float = 0.0) -> Any:
     """The mini-Xception of Arriaga et al. (2017), the architecture of the ``fer`` package (~60k params)."""
-    keras = _keras()
+    keras = import_keras()
     layers = keras.layers
     inp = keras.Input(INPUT_SHAPE, name="pixels")
     x = _normalise(inp)
@@ -106,7 +103,7 @@ def mini_xception(dropout: float = 0.0) -> Any:
 
 def vgg_lite(width: int = 32, dropout: float = 0.4) -> Any:
     """A plain VGG-style net (conv-conv-pool x4 with BN); a baseline close to the seeds' CNNs."""
-    keras = _keras()
+    keras = import_keras()
     layers = keras.layers
     inp = keras.Input(INPUT_SHAPE, name="pixels")
     x = _normalise(inp)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +41,10 @@ class EmotionClassifier:
         self._threads = num_threads or min(2, os.cpu_count() or 1)
         self._sized: dict[int, tuple[object, int, int]] = {}
         if path.suffix == ".keras":
-            self._keras = _load_keras(path)
+            self._keras = load_keras_model(path)
             return
         self._keras = None
-        self._interpreter(_power_of_two_parts(self.batch_size, self.batch_size)[0])  # load and check the model now, not at the first face
+        self._interpreter(_floor_power_of_two(self.batch_size))  # load and check the model now, not at the first face
 
     def _interpreter(self, size: int) -> tuple[object, int, int]:
         """An interpreter sized for ``size`` faces (one per power of two, created on first use).
@@ -104,16 +105,21 @@ def _power_of_two_parts(n: int, largest: int) -> list[int]:
     here), so padding a batch up to an interpreter's size is pure waste: 9 faces padded to 16 cost
     1.06 ms each. 9 = 8 + 1 costs nothing extra and needs at most log2(largest) + 1 interpreters.
     """
-    cap = 1 << (max(1, largest).bit_length() - 1)
+    cap = _floor_power_of_two(largest)
     parts = []
     while n > 0:
-        size = min(cap, 1 << (n.bit_length() - 1))
+        size = min(cap, _floor_power_of_two(n))
         parts.append(size)
         n -= size
     return parts
 
 
-def _load_keras(path: Path) -> object:
+def _floor_power_of_two(n: int) -> int:
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+def load_keras_model(path: str | Path) -> Any:
+    """A saved emotion model through Keras, with the errors users can cause as one :class:`ModelError`."""
     try:
         from fervideo.emotions.architectures import import_keras
 

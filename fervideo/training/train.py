@@ -196,7 +196,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
 
         core = build(config.arch)
         if config.init:
-            _load_weights_into(keras, core, config.init)
+            _load_weights_into(core, config.init)
         inp = keras.Input(core.input_shape[1:], name="pixels")
         model = keras.Model(inp, core(_augmenter(keras, config.seed)(inp)), name="train_wrapper")
         model.compile(
@@ -227,20 +227,12 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     return out / BEST
 
 
-def _load_model(keras: Any, path: str) -> Any:
-    from fervideo.errors import ModelError
-
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError, TypeError) as e:
-        raise ModelError(path, f"cannot load Keras model ({str(e).splitlines()[0]})") from None
-
-
-def _load_weights_into(keras: Any, core: Any, path: str) -> None:
+def _load_weights_into(core: Any, path: str) -> None:
     """Give ``core`` the weights of a trained model of the same architecture (fine-tuning)."""
+    from fervideo.emotions.classifier import load_keras_model
     from fervideo.errors import ModelError
 
-    src = _load_model(keras, path)
+    src = load_keras_model(path)
     shapes = [w.shape for w in src.get_weights()]
     if shapes != [w.shape for w in core.get_weights()]:
         raise ModelError(path, f"--init model is not a {core.name} (different layers or sizes)")
