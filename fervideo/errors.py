@@ -6,6 +6,7 @@ so user mistakes never show a traceback (``--debug`` shows it).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 EXIT_OK = 0
@@ -15,6 +16,18 @@ EXIT_INPUT = 3
 EXIT_MODEL = 4
 EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
+
+# Set by the CLI's SIGINT/SIGTERM handler, which also raises KeyboardInterrupt. The flag is for the
+# case where the raise is lost: a KeyboardInterrupt raised while the main thread runs a finaliser
+# (``__del__``, a C extension's dealloc) is printed as "Exception ignored" and dropped, and the run
+# would go on to write its outputs. The frame loops call check_interrupted() so it cannot be lost.
+INTERRUPTED = threading.Event()
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C/SIGTERM arrived, even if its first raise was swallowed."""
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 class FervideoError(Exception):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from fervideo.errors import EXIT_OK, InputError, UsageError
+from fervideo.errors import EXIT_OK, InputError, UsageError, check_interrupted
 from fervideo.outputs import BASE_COLUMNS, SMOOTH_COLUMNS, draw_faces, frame_rows
 from fervideo.pipeline import Analyzer, Options
 from fervideo.video import FrameReader
@@ -52,6 +52,7 @@ def run_live(source: str, options: Options, window: bool, max_frames: int = 0) -
     last = time.perf_counter()
     n = 0
     for result in analyzer.analyse(frames, keep_images=window):
+        check_interrupted()
         n += 1
         now = time.perf_counter()
         fps = 0.9 * fps + 0.1 * (1.0 / max(now - last, 1e-6)) if n > 1 else 0.0

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from fervideo.emotions.classifier import EmotionClassifier
-from fervideo.errors import UsageError
+from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier
+from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import create_detector, crop_face
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
@@ -56,7 +56,7 @@ class Options:
     queue_size: int = 16
     window: int = 8
     detect_threads: int = 2
-    tta: bool = False
+    tta: str = "off"  # "off", "flip" or "full": see EmotionClassifier
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
@@ -64,6 +64,8 @@ class Options:
                 raise UsageError(None, f"--{name.replace('_', '-')} must be at least 1")
         if self.smooth_s < 0:
             raise UsageError(None, "--smooth must be 0 (off) or a positive number of seconds")
+        if self.tta not in TTA_MODES:
+            raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)}")
         if self.min_face < 0:
             raise UsageError(None, "--min-face must be 0 or more pixels")
 
@@ -321,6 +323,7 @@ def process_video(
         last_faces: list[Face] = []
         try:
             for result in analyzer.analyse(frames, keep_images=vw is not None, parallel=o.threaded, max_pending=queue_len):
+                check_interrupted()
                 report.frames += 1
                 if result.analysed:
                     report.analysed_frames += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError
+from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, check_interrupted
 from fervideo.faces import crop_face
 from fervideo.labels import EMOTIONS
 from fervideo.outputs import draw_faces
@@ -25,6 +25,7 @@ def analyse_images(images: list[Path], options: Options, csv_path: Path | None, 
     rows: list[list[str]] = []
     failed = 0
     for img_path in images:
+        check_interrupted()
         try:
             image = _read(img_path)
         except InputError as e:

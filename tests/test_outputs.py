@@ -111,6 +111,13 @@ def test_tta_changes_probabilities_not_boxes(tmp_path: Path) -> None:
     diff = (a[list(EMOTIONS)] - b[list(EMOTIONS)]).abs().to_numpy()
     assert diff.max() > 1e-3  # the mirror pass really ran
     assert np.allclose(b[list(EMOTIONS)].sum(axis=1), 1.0, atol=2e-3)
+    full = tmp_path / "f.csv"
+    assert run_cli("timeline", video, "--csv", str(full), "--tta-full", "--stride", "10", "--quiet").returncode == 0
+    c = read_timeline(full)
+    sub = a[a["frame"] % 10 == 0].reset_index(drop=True)
+    assert sub[["frame", "x", "y", "w", "h"]].equals(c[["frame", "x", "y", "w", "h"]])
+    assert (sub[list(EMOTIONS)] - c[list(EMOTIONS)]).abs().to_numpy().max() > 1e-3
+    assert np.allclose(c[list(EMOTIONS)].sum(axis=1), 1.0, atol=2e-3)
 
 
 def test_image_command(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pytest
 from conftest import ROOT, SHARED_VIDEOS, need_shared_videos
 
 from fervideo.emotions.classifier import EmotionClassifier
@@ -148,6 +150,25 @@ def test_tta_is_the_mean_of_face_and_mirror() -> None:
     x = np.random.default_rng(2).integers(0, 256, (13, 48, 48), dtype=np.uint8)
     plain = EmotionClassifier(batch_size=8)
     want = (plain.predict(x) + plain.predict(np.ascontiguousarray(x[:, :, ::-1]))) / 2
-    got = EmotionClassifier(batch_size=8, tta=True).predict(x)
+    got = EmotionClassifier(batch_size=8, tta="flip").predict(x)
     assert got.shape == (13, 7) and np.abs(got - want).max() < 1e-6
     assert np.allclose(got.sum(1), 1.0, atol=1e-5)
+
+
+def test_full_tta_is_the_mean_of_eighteen_views() -> None:
+    """Built here independently of tta_views: each face shifted 2 px four ways, zoomed 1.1/0.9,
+    rotated +-8 degrees, all with their mirrors, averaged."""
+    x = np.random.default_rng(3).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    plain = EmotionClassifier(batch_size=8)
+    c = (23.5, 23.5)
+    mats = [np.float32([[1, 0, dx], [0, 1, dy]]) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2))]
+    mats += [cv2.getRotationMatrix2D(c, 0, z) for z in (1.1, 0.9)] + [cv2.getRotationMatrix2D(c, a, 1.0) for a in (8, -8)]
+    views = [x] + [np.stack([cv2.warpAffine(f, m, (48, 48), borderMode=cv2.BORDER_REFLECT_101) for f in x]) for m in mats]
+    views += [np.ascontiguousarray(v[:, :, ::-1]) for v in views]
+    assert len(views) == 18
+    want = np.mean([plain.predict(v) for v in views], axis=0)
+    got = EmotionClassifier(batch_size=8, tta="full").predict(x)
+    assert got.shape == (5, 7) and np.abs(got - want).max() < 1e-5
+    assert np.abs(got - EmotionClassifier(batch_size=8, tta="flip").predict(x)).max() > 1e-3
+    with pytest.raises(ValueError, match="tta must be one of"):
+        EmotionClassifier(tta="mirror")

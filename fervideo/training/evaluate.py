@@ -2,7 +2,8 @@
 
 The model is run exactly as the tool runs it: a ``.tflite`` through the same
 :class:`~fervideo.emotions.classifier.EmotionClassifier`, a ``.keras`` through Keras. ``--tta``
-averages each face's probabilities with those of its mirror image.
+averages each face's probabilities with those of its mirror image, ``--tta-full`` over 18 views
+(see :data:`~fervideo.emotions.classifier.TTA_MODES`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
 from fervideo.video import atomic_output
 
+TTA_TITLES = {"off": "without TTA", "flip": "with flip TTA", "full": "with 18-view TTA"}
 
-def predict(model_path: str | Path, faces: np.ndarray, tta: bool = False) -> np.ndarray:
+
+def predict(model_path: str | Path, faces: np.ndarray, tta: str = "off") -> np.ndarray:
     """Probabilities (n, 7) for uint8 faces (n, 48, 48[, 1])."""
     from fervideo.emotions.classifier import EmotionClassifier
 
@@ -55,7 +58,7 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def evaluate(model_path: str | Path, data_path: str | Path, split: str, out_dir: str | Path, tta: bool = False, limit: int | None = None) -> dict[str, Any]:
+def evaluate(model_path: str | Path, data_path: str | Path, split: str, out_dir: str | Path, tta: str = "off", limit: int | None = None) -> dict[str, Any]:
     """Evaluate on ``split`` ('public' or 'private') and write the report files into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +101,7 @@ def _write_reports(res: dict[str, Any], labels: np.ndarray, out: Path, model_pat
         curves = out / "training_curves.png"
         plot_training_curves(log, curves)
     md = [
-        f"# Evaluation of `{model_path.name}` on {res['split']} ({'with' if res['tta'] else 'without'} flip TTA)",
+        f"# Evaluation of `{model_path.name}` on {res['split']} ({TTA_TITLES[res['tta']]})",
         "",
         f"- data: `{res['data']}`, {res['n']} faces",
         f"- **accuracy: {res['accuracy'] * 100:.2f}%**, macro F1: {res['macro_f1']:.4f}",

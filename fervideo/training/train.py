@@ -248,7 +248,7 @@ def teacher_targets(path: str, x: np.ndarray) -> np.ndarray:
     """
     from fervideo.emotions.classifier import EmotionClassifier
 
-    return EmotionClassifier(path, batch_size=64, tta=True).predict(x)
+    return EmotionClassifier(path, batch_size=64, tta="flip").predict(x)
 
 
 def _callbacks(keras: Any, out: Path, config: TrainConfig) -> list[Any]:
