@@ -8,6 +8,7 @@ import av
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import SAMPLES, run_cli
 from media import audio_packets, sample_frames, write_video
 
@@ -172,3 +173,29 @@ def test_batch_plots_and_annotations(tmp_path: Path) -> None:
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == {"astronaut_pan.mp4": 90, "two_astronauts.mp4": 50}[clip]
     s = pd.read_csv(out / "summary.csv")
     assert (s["status"] == "ok").all() and len(s) == 2
+
+
+def test_python_api_returns_what_the_cli_writes(tmp_path: Path) -> None:
+    import fervideo
+    from fervideo.errors import UsageError, VideoOpenError
+
+    clip = SAMPLES / "two_astronauts.mp4"
+    out = tmp_path / "t.csv"
+    assert run_cli("timeline", str(clip), "--csv", str(out), "--stride", "3", "--quiet").returncode == 0
+    df = fervideo.analyse_video(clip, stride=3)
+    pd.testing.assert_frame_equal(df, read_timeline(out))
+    assert df["face_id"].nunique() == 2
+
+    analyzer = fervideo.Analyzer(fervideo.Options(stride=3))
+    try:
+        pd.testing.assert_frame_equal(fervideo.analyse_video(clip, analyzer), df)
+        with pytest.raises(UsageError):
+            fervideo.analyse_video(clip, analyzer, stride=2)
+    finally:
+        analyzer.close()
+    with pytest.raises(UsageError, match="strid"):
+        fervideo.analyse_video(clip, strid=3)
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(VideoOpenError, match=r"notes\.mp4"):
+        fervideo.analyse_video(bad)
