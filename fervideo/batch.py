@@ -6,23 +6,31 @@
 * Resume: an input is skipped when all its outputs exist and are newer than it (``--overwrite``
   redoes it). Outputs are renamed into place only when complete, so existence means complete.
 * ``summary.csv`` is rewritten (atomically) after every file, so it is right even after Ctrl-C.
-* ``--jobs N`` runs files in N worker processes, each loading the models once; each file's outputs
-  are written by one process, and the summary only by the parent, so rows never interleave.
+* ``--jobs N`` runs files in N worker processes (one by default), each loading the models once; each
+  file's outputs are written by one process, and the summary only by the parent, so rows never
+  interleave. A file that kills its worker (decoder segfault, out-of-memory kill) becomes an error
+  row and the batch goes on with a new worker.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import multiprocessing.connection
 import os
+import signal
 import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, FervideoError, InputError, OutputError
+from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, INTERRUPTED, FervideoError, InputError, OutputError, check_interrupted
 from fervideo.pipeline import Analyzer, Options, process_video
-from fervideo.video import VIDEO_EXTENSIONS
+from fervideo.video import VIDEO_EXTENSIONS, remove_partials
 
 _MAGIC = (
     (4, b"ftyp"),  # MP4 / MOV / 3GP
@@ -95,18 +103,35 @@ def _up_to_date(video: Path, outputs: dict[str, Path]) -> bool:
 
 _worker_analyzer: Analyzer | None = None
 
+CRASHED = "the worker process died on this file twice (a decoder crash, or killed: out of memory?); the batch went on"
+RERUN = "a worker process died while this file was in progress; it was re-run alone"
+
+
+def _worker_signal(signum: int, frame: Any) -> None:
+    """In a worker, Ctrl-C/SIGTERM only raise the flag that the frame loop checks between frames.
+
+    Raising KeyboardInterrupt from the handler would land at an arbitrary point of the worker's
+    main thread: once in ~10 runs it hit a ThreadPoolExecutor between starting a detection thread
+    and registering it, and the worker then hung at exit waiting for that thread (and the batch
+    with it). The check between frames is a safe point; the temporary outputs are removed there.
+    """
+    INTERRUPTED.set()
+
 
 def _init_worker(options: Options) -> None:
     global _worker_analyzer
+    signal.signal(signal.SIGINT, _worker_signal)
+    signal.signal(signal.SIGTERM, _worker_signal)
     _worker_analyzer = Analyzer(options)
 
 
-def _process_one(video: Path, outputs: dict[str, Path], bo: BatchOptions, skip: bool) -> dict[str, Any]:
-    """Process one file (in a worker or in-process) and return its summary row; never raises for input errors."""
+def _process_one(video: Path, outputs: dict[str, Path], skip: bool, bo: BatchOptions) -> dict[str, Any]:
+    """Process one file in a worker and return its summary row; never raises for input errors."""
     from fervideo.outputs import plot_timeline, read_timeline, summarise
 
     row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
     try:
+        check_interrupted()
         if skip:
             row["message"] = "up to date (skipped; --overwrite to redo)"
         else:
@@ -131,6 +156,99 @@ def _process_one(video: Path, outputs: dict[str, Path], bo: BatchOptions, skip: 
     return row
 
 
+Job = tuple[Path, dict[str, Path], bool]
+
+
+def _stop(workers: list[mp.process.BaseProcess], grace_s: float = 10.0) -> None:
+    """Ask the workers to stop their current file (SIGTERM: they stop at the next frame and remove
+    their temporary outputs); kill any that has not exited after ``grace_s`` (stuck in a decoder)."""
+    for w in workers:
+        w.terminate()
+    deadline = time.monotonic() + grace_s
+    alive = [w for w in workers if w.is_alive()]
+    while alive and time.monotonic() < deadline:
+        mp.connection.wait([w.sentinel for w in alive], timeout=max(0.0, deadline - time.monotonic()))
+        alive = [w for w in alive if w.is_alive()]
+    for w in alive:
+        w.kill()
+
+
+def _rows_from_workers(jobs: list[Job], options: Options, bo: BatchOptions) -> Iterator[dict[str, Any]]:
+    """Yield each file's summary row, the files running in ``bo.jobs`` worker processes.
+
+    Files run in worker processes even with one job, so that a file which kills its process (a
+    segfault in a decoder, the kernel's out-of-memory killer) costs only that file: the pool is
+    restarted and the batch goes on. At most ``bo.jobs`` files are in flight, so when a pool
+    breaks the suspects are known: each is re-run alone in a fresh worker, which finds the one that
+    crashes (it dies again: an error row) and recovers the others, and a file that was only killed
+    once (the out-of-memory killer picking a worker while other files ran) gets its result. On
+    Ctrl-C/SIGTERM the workers are told to stop their current file (which removes its temporary
+    outputs) and the interrupt is re-raised.
+    """
+    ctx = mp.get_context("spawn")
+
+    def new_pool(workers: int) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(options,))
+
+    def clean(job: Job) -> None:
+        for target in job[1].values():
+            remove_partials(target)
+
+    def crashed(job: Job) -> dict[str, Any]:
+        clean(job)
+        return {"input": str(job[0]), "status": "error", "message": CRASHED}
+
+    def alone(job: Job) -> dict[str, Any]:
+        clean(job)  # what the killed worker left
+        pool = new_pool(1)
+        try:
+            fut = pool.submit(_process_one, *job, bo)
+            while not fut.done():
+                cf.wait([fut], timeout=0.2)
+                check_interrupted()
+            row = fut.result()
+        except BrokenProcessPool:
+            return crashed(job)
+        except BaseException:
+            _stop(mp.active_children())
+            clean(job)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        row["message"] = "; ".join(m for m in (row["message"], RERUN) if m)
+        return row
+
+    todo = deque(jobs)
+    while todo:
+        pool = new_pool(bo.jobs)
+        in_flight: dict[cf.Future[dict[str, Any]], Job] = {}
+        suspects: list[Job] = []
+        try:
+            while (todo or in_flight) and not suspects:
+                while todo and len(in_flight) < bo.jobs:
+                    job = todo.popleft()
+                    in_flight[pool.submit(_process_one, *job, bo)] = job
+                done, _ = cf.wait(in_flight, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                check_interrupted()  # the CLI's first Ctrl-C/SIGTERM only sets the flag
+                for fut in done:
+                    job = in_flight.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        suspects.append(job)
+            suspects.extend(in_flight.values())  # a broken pool fails every file it was running
+        except BaseException:
+            _stop(mp.active_children())
+            pool.shutdown(wait=True, cancel_futures=True)
+            for job in in_flight.values():  # and whatever a worker could not remove
+                clean(job)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for job in suspects:
+            yield alone(job)
+
+
 def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions) -> int:
     """Process every video under ``directory`` into ``out``; returns the exit code (0 or 1)."""
     from tqdm import tqdm
@@ -142,6 +260,10 @@ def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions) ->
         raise InputError(directory, "no such directory")
     if not directory.is_dir():
         raise InputError(directory, "is a file, expected a folder of videos (use 'fervideo timeline' for one file)")
+    options.validate()
+    # Load the models here once before starting workers: a bad --model is one error line and exit 4
+    # (and no output folder), not a worker traceback per process.
+    Analyzer(options).close()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -151,7 +273,6 @@ def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions) ->
     videos = find_videos(directory, bo.recursive, exclude=out.resolve())
     if not videos:
         raise InputError(directory, "no video files found" + ("" if bo.recursive else " (try --recursive)"))
-    options.validate()
     jobs_list = []
     for v in videos:
         outs = outputs_for(v, directory, out, bo)
@@ -160,20 +281,10 @@ def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions) ->
     summary = out / "summary.csv"
     bar = tqdm(total=len(jobs_list), desc="videos", unit="file", disable=bo.quiet, dynamic_ncols=True)
     try:
-        if bo.jobs <= 1:
-            _init_worker(options)
-            for v, outs, skip in jobs_list:
-                rows.append(_process_one(v, outs, bo, skip))
-                write_summary(rows, summary)
-                bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(bo.jobs, mp_context=ctx, initializer=_init_worker, initargs=(options,)) as pool:
-                futures = [pool.submit(_process_one, v, outs, bo, skip) for v, outs, skip in jobs_list]
-                for fut in cf.as_completed(futures):
-                    rows.append(fut.result())
-                    write_summary(rows, summary)
-                    bar.update(1)
+        for row in _rows_from_workers(jobs_list, options, bo):
+            rows.append(row)
+            write_summary(rows, summary)
+            bar.update(1)
     finally:
         bar.close()
     failed = [r for r in rows if r["status"] != "ok"]

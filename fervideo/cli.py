@@ -69,13 +69,21 @@ Debug = Annotated[bool, typer.Option(help="Show Python tracebacks for errors.")]
 Plain = Annotated[bool, typer.Option(help="Run decode, analysis and encode in one thread (reference path; slower).")]
 
 
-def _run(debug: bool, fn: Callable[[], int | None]) -> None:
-    """Call ``fn``; map our errors to one stderr line + exit code, Ctrl-C/SIGTERM to 130."""
+def _run(debug: bool, fn: Callable[[], int | None], soft_interrupt: bool = False) -> None:
+    """Call ``fn``; map our errors to one stderr line + exit code, Ctrl-C/SIGTERM to 130.
+
+    With ``soft_interrupt`` (the video commands, whose frame loops check the flag between frames)
+    the first Ctrl-C/SIGTERM only sets the flag, and the loop stops at that safe point: raised at
+    an arbitrary point instead, KeyboardInterrupt can land inside a thread pool's bookkeeping and
+    leave the process hanging at exit (seen in batch workers). A second signal raises at once.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise to users
 
     def _interrupt(signum: int, frame: Any) -> None:
+        first = not INTERRUPTED.is_set()
         INTERRUPTED.set()
-        raise KeyboardInterrupt
+        if not (soft_interrupt and first):
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -174,7 +182,7 @@ def annotate(
         typer.echo(f"{out}: {r.frames} frames, {r.frames_with_face} with a face, {len(r.face_ids)} face id(s)", err=True)
         return 0
 
-    _run(debug, go)
+    _run(debug, go, soft_interrupt=True)
 
 
 @app.command()
@@ -218,7 +226,7 @@ def timeline(
         typer.echo(f"{out}: {r.analysed_frames} frames analysed, {r.frames_with_face} with a face, {len(r.face_ids)} face id(s)", err=True)
         return 0
 
-    _run(debug, go)
+    _run(debug, go, soft_interrupt=True)
 
 
 @app.command()
@@ -274,7 +282,7 @@ def batch(
         )
         return run_batch(directory, out, opts, bo)
 
-    _run(debug, go)
+    _run(debug, go, soft_interrupt=True)
 
 
 @app.command()

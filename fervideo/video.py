@@ -11,6 +11,7 @@ input's audio copied packet for packet); without PyAV it falls back to OpenCV's 
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -189,6 +190,14 @@ def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Pat
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_partials(target: str | Path) -> None:
+    """Remove temporary files :func:`atomic_output` left for ``target`` when its process was killed
+    (SIGKILL, out-of-memory) before its own clean-up could run; batch calls it for a crashed worker."""
+    target = Path(target)
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.partial*"):
         tmp.unlink(missing_ok=True)
 
 

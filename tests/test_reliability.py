@@ -217,6 +217,40 @@ def test_interrupt_leaves_no_partial_output(sig: int, tmp_path: Path) -> None:
     assert list(out.iterdir()) == [], list(out.iterdir())
 
 
+@pytest.mark.parametrize("how", ["SIGTERM to the batch process", "Ctrl-C to the process group"])
+def test_batch_interrupt_stops_its_workers_and_keeps_no_partial_output(how: str, tmp_path: Path) -> None:
+    """A scheduler's SIGTERM reaches only the parent; a terminal's Ctrl-C reaches every worker too
+    (and then the parent's terminate, a second signal). Either way: exit 130 promptly, no worker
+    left running, no temporary or partial file in the output folder."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a", "b", "c"):
+        write_video(d / f"{name}.mp4", sample_frames(1500, size=(320, 180)))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--annotate", "--jobs", "2", "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob(".*partial*"))) < 4:  # both workers writing
+        time.sleep(0.05)
+    assert len(list(out.glob(".*partial*"))) >= 4, "workers never started writing"
+    workers = _worker_pids(proc.pid)
+    if how.startswith("SIGTERM"):
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert err.strip().splitlines() == ["fervideo: interrupted; no partial output was kept"], err
+    assert [p.name for p in out.iterdir()] in ([], ["summary.csv"])
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
 def test_swallowed_interrupt_still_stops_the_run(tmp_path: Path) -> None:
     """A Ctrl-C whose KeyboardInterrupt was dropped (raised inside a finaliser, CPython prints
     "Exception ignored" and goes on) leaves the CLI's flag set; the frame loop must still stop and
@@ -282,6 +316,79 @@ def test_batch_jobs_give_the_same_outputs(tmp_path: Path) -> None:
         a = (tmp_path / "j1" / rel).read_text().replace(str(tmp_path / "j1"), "")
         b = (tmp_path / "j2" / rel).read_text().replace(str(tmp_path / "j2"), "")
         assert a == b, rel
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """Pids of the multiprocessing workers (not the resource tracker) whose parent is ``parent``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.parametrize(("jobs", "kills"), [("1", 1), ("1", 9), ("2", 9)])
+def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path: Path) -> None:
+    """The kernel's out-of-memory killer (or a decoder segfault) takes down the process working on
+    one file. Killed once, the file is re-run alone and gets its result; killed every time it runs
+    (a file that crashes its decoder), it is an error row with its temporary outputs removed. Either
+    way the other files are processed and the batch ends normally."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))
+    (d / "b.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    (d / "c.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--quiet", "--annotate", "--jobs", jobs],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed: set[int] = set()
+    deadline = time.time() + 240
+    while proc.poll() is None and len(killed) < kills and time.time() < deadline:
+        for pid in set(_worker_pids(proc.pid)) - killed:  # a worker holding a_long.mp4's outputs open
+            try:
+                held = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:
+                continue
+            if any(".a_long.mp4." in h for h in held):
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=300)
+    assert killed, "never caught a worker on a_long.mp4"
+    s = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("input")
+    assert (s.loc[[str(d / "b.mp4"), str(d / "c.mp4")], "status"] == "ok").all()
+    expected = ["b.mp4.csv", "b.mp4.annotated.mp4", "c.mp4.csv", "c.mp4.annotated.mp4", "summary.csv"]
+    if kills == 1:
+        assert proc.returncode == 0, err
+        assert s.loc[str(d / "a_long.mp4"), "status"] == "ok"
+        assert "re-run alone" in s.loc[str(d / "a_long.mp4"), "message"]
+        assert s.loc[str(d / "a_long.mp4"), "frames"] == 1500
+        expected += ["a_long.mp4.csv", "a_long.mp4.annotated.mp4"]
+    else:
+        assert len(killed) == 2, "a file whose worker dies is re-run alone once, not again"
+        assert proc.returncode == EXIT_SOME_FAILED, err
+        assert s.loc[str(d / "a_long.mp4"), "status"] == "error"
+        assert "worker process died" in s.loc[str(d / "a_long.mp4"), "message"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+
+
+def test_batch_with_a_bad_model_is_one_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(os.urandom(4096))
+    for jobs in ("1", "2"):
+        proc = run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--model", str(bad), "--jobs", jobs)
+        _one_line_error(proc, EXIT_MODEL, str(bad))
+        assert not (tmp_path / "o").exists()
 
 
 def test_batch_on_a_file_or_missing_folder(tmp_path: Path) -> None:
