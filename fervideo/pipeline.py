@@ -307,6 +307,8 @@ def process_video(
     """
     o = analyzer.options
     reader = open_reader(path)
+    if annotated is None:
+        reader.retrieve_every = o.stride  # frames skipped by --stride are decoded, not converted
     if on_start is not None:
         on_start(reader.info)
     report = VideoReport(info=reader.info)

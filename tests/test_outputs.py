@@ -102,6 +102,30 @@ def test_stride(tmp_path: Path) -> None:
     assert read_timeline(out)["frame"].tolist() == list(range(0, 90, 5))
 
 
+def test_stride_timeline_skips_converting_frames_but_not_results(tmp_path: Path) -> None:
+    """Without an annotated video, frames skipped by --stride are only decoded (retrieve_every);
+    the timeline must be the one the full path (every frame retrieved, for the video) writes."""
+    from fervideo.pipeline import Analyzer, Options, process_video
+    from fervideo.video import FrameReader
+
+    clip = SAMPLES / "two_astronauts.mp4"
+    reader = FrameReader(clip)
+    reader.retrieve_every = 4
+    got = [(i, t, f is None) for i, t, f in reader]
+    full = [(i, t, False) for i, t, _ in FrameReader(clip)]
+    assert [(i, t) for i, t, _ in got] == [(i, t) for i, t, _ in full]
+    assert [none for _, _, none in got] == [i % 4 != 0 for i, _, _ in full]
+
+    analyzer = Analyzer(Options(stride=4))
+    try:
+        process_video(clip, analyzer, timeline=tmp_path / "fast.csv")
+        process_video(clip, analyzer, timeline=tmp_path / "full.csv", annotated=tmp_path / "a.mp4")
+    finally:
+        analyzer.close()
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "full.csv").read_bytes()
+    assert read_timeline(tmp_path / "fast.csv")["frame"].unique().tolist() == list(range(0, 50, 4))
+
+
 def test_tta_changes_probabilities_not_boxes(tmp_path: Path) -> None:
     plain, tta = tmp_path / "p.csv", tmp_path / "t.csv"
     video = str(SAMPLES / "two_astronauts.mp4")
