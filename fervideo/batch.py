@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, INTERRUPTED, FervideoError, InputError, OutputError, check_interrupted
+from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, INTERRUPTED, FervideoError, InputError, OutputError, UsageError, check_interrupted
 from fervideo.pipeline import Analyzer, Options, process_video
 from fervideo.video import VIDEO_EXTENSIONS, remove_partials
 
@@ -56,6 +56,7 @@ class BatchOptions:
     fmt: str = "csv"
     codec: str = "h264"
     quiet: bool = False
+    file_timeout_s: float = 0.0  # 0: none
 
 
 def looks_like_video(path: Path) -> bool:
@@ -173,6 +174,15 @@ def _stop(workers: list[mp.process.BaseProcess], grace_s: float = 10.0) -> None:
         w.kill()
 
 
+def _kill(workers: list[mp.process.BaseProcess]) -> None:
+    """SIGKILL (a stopped or hung worker ignores SIGTERM) and wait until they are gone, so that
+    their temporary outputs can be removed without a dying process still writing them."""
+    for w in workers:
+        w.kill()
+    for w in workers:
+        w.join(timeout=10)
+
+
 def _rows_from_workers(jobs: list[Job], options: Options, bo: BatchOptions) -> Iterator[dict[str, Any]]:
     """Yield each file's summary row, the files running in ``bo.jobs`` worker processes.
 
@@ -181,9 +191,11 @@ def _rows_from_workers(jobs: list[Job], options: Options, bo: BatchOptions) -> I
     restarted and the batch goes on. At most ``bo.jobs`` files are in flight, so when a pool
     breaks the suspects are known: each is re-run alone in a fresh worker, which finds the one that
     crashes (it dies again: an error row) and recovers the others, and a file that was only killed
-    once (the out-of-memory killer picking a worker while other files ran) gets its result. On
-    Ctrl-C/SIGTERM the workers are told to stop their current file (which removes its temporary
-    outputs) and the interrupt is re-raised.
+    once (the out-of-memory killer picking a worker while other files ran) gets its result. With
+    ``file_timeout_s``, a file still running after that long (a decoder stuck on a damaged file, a
+    stalled network mount) is stopped and becomes an error row, so a long unattended batch cannot
+    hang on one file. On Ctrl-C/SIGTERM the workers are told to stop their current file (which
+    removes its temporary outputs) and the interrupt is re-raised.
     """
     ctx = mp.get_context("spawn")
 
@@ -198,14 +210,25 @@ def _rows_from_workers(jobs: list[Job], options: Options, bo: BatchOptions) -> I
         clean(job)
         return {"input": str(job[0]), "status": "error", "message": CRASHED}
 
+    def over_time(start: float) -> bool:
+        return bo.file_timeout_s > 0 and time.monotonic() - start > bo.file_timeout_s
+
+    def timed_out(job: Job) -> dict[str, Any]:
+        clean(job)
+        return {"input": str(job[0]), "status": "error", "message": f"did not finish within --file-timeout {bo.file_timeout_s:g} s (stopped)"}
+
     def alone(job: Job) -> dict[str, Any]:
         clean(job)  # what the killed worker left
         pool = new_pool(1)
         try:
             fut = pool.submit(_process_one, *job, bo)
+            start = time.monotonic()
             while not fut.done():
                 cf.wait([fut], timeout=0.2)
                 check_interrupted()
+                if not fut.done() and over_time(start):
+                    _kill(mp.active_children())
+                    return timed_out(job)
             row = fut.result()
         except BrokenProcessPool:
             return crashed(job)
@@ -222,12 +245,14 @@ def _rows_from_workers(jobs: list[Job], options: Options, bo: BatchOptions) -> I
     while todo:
         pool = new_pool(bo.jobs)
         in_flight: dict[cf.Future[dict[str, Any]], Job] = {}
+        started: dict[cf.Future[dict[str, Any]], float] = {}
         suspects: list[Job] = []
         try:
             while (todo or in_flight) and not suspects:
                 while todo and len(in_flight) < bo.jobs:
                     job = todo.popleft()
-                    in_flight[pool.submit(_process_one, *job, bo)] = job
+                    fut = pool.submit(_process_one, *job, bo)
+                    in_flight[fut], started[fut] = job, time.monotonic()
                 done, _ = cf.wait(in_flight, timeout=0.2, return_when=cf.FIRST_COMPLETED)
                 check_interrupted()  # the CLI's first Ctrl-C/SIGTERM only sets the flag
                 for fut in done:
@@ -236,6 +261,16 @@ def _rows_from_workers(jobs: list[Job], options: Options, bo: BatchOptions) -> I
                         yield fut.result()
                     except BrokenProcessPool:
                         suspects.append(job)
+                late = [f for f in in_flight if over_time(started[f])] if not suspects else []
+                if late:
+                    # A worker cannot be told apart from its file here, so every worker is killed:
+                    # the late files are errors, the others go back to the queue for a new pool.
+                    _kill(mp.active_children())
+                    for f in late:
+                        yield timed_out(in_flight.pop(f))
+                    todo.extendleft(reversed(list(in_flight.values())))
+                    in_flight.clear()
+                    break
             suspects.extend(in_flight.values())  # a broken pool fails every file it was running
         except BaseException:
             _stop(mp.active_children())
@@ -261,6 +296,10 @@ def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions) ->
     if not directory.is_dir():
         raise InputError(directory, "is a file, expected a folder of videos (use 'fervideo timeline' for one file)")
     options.validate()
+    if bo.jobs < 1:
+        raise UsageError(None, "--jobs must be at least 1")
+    if bo.file_timeout_s < 0:
+        raise UsageError(None, "--file-timeout must be 0 (no limit) or a positive number of seconds")
     # Load the models here once before starting workers: a bad --model is one error line and exit 4
     # (and no output folder), not a worker traceback per process.
     Analyzer(options).close()

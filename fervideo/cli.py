@@ -238,6 +238,9 @@ def batch(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs are already complete.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files processed in parallel (processes).")] = 1,
+    file_timeout: Annotated[
+        float, typer.Option("--file-timeout", help="Stop a file still running after this many seconds and record it as an error (0: no limit).", min=0)
+    ] = 0.0,
     format: Annotated[Fmt, typer.Option("--format", help="Timeline format.")] = Fmt.csv,
     codec: Annotated[Codec, typer.Option(help="Codec of annotated videos.")] = Codec.h264,
     stride: Annotated[int, typer.Option(help="Analyse every N-th frame only.")] = 1,
@@ -276,6 +279,7 @@ def batch(
             recursive=recursive,
             overwrite=overwrite,
             jobs=jobs,
+            file_timeout_s=file_timeout,
             fmt=format.value,
             codec=codec.value,
             quiet=quiet,

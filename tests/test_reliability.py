@@ -382,6 +382,48 @@ def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_batch_file_timeout_stops_a_hung_file(jobs: str, tmp_path: Path) -> None:
+    """A worker stuck on one file (here: stopped with SIGSTOP, as a decoder hung on a damaged file
+    or a stalled network mount would be) must not hang the batch: with --file-timeout the file is
+    stopped, recorded as an error and its temporary outputs removed; the other files complete."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))
+    (d / "b.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    (d / "c.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--quiet", "--annotate", "--jobs", jobs, "--file-timeout", "15"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = None
+    deadline = time.time() + 120
+    while proc.poll() is None and stopped is None and time.time() < deadline:
+        for pid in _worker_pids(proc.pid):
+            try:
+                held = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:
+                continue
+            if any(".a_long.mp4." in h for h in held):
+                os.kill(pid, signal.SIGSTOP)
+                stopped = pid
+                break
+        time.sleep(0.02)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if stopped is not None and Path(f"/proc/{stopped}").exists():
+            os.kill(stopped, signal.SIGKILL)
+    assert stopped is not None, "never caught a worker on a_long.mp4"
+    assert proc.returncode == EXIT_SOME_FAILED, err
+    s = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("input")
+    assert s.loc[str(d / "a_long.mp4"), "status"] == "error"
+    assert "--file-timeout 15 s" in s.loc[str(d / "a_long.mp4"), "message"]
+    assert (s.loc[[str(d / "b.mp4"), str(d / "c.mp4")], "status"] == "ok").all()
+    assert int(s.loc[str(d / "c.mp4"), "frames"]) == 90
+    assert sorted(p.name for p in out.iterdir()) == sorted(["b.mp4.csv", "b.mp4.annotated.mp4", "c.mp4.csv", "c.mp4.annotated.mp4", "summary.csv"])
+    assert not Path(f"/proc/{stopped}").exists() or Path(f"/proc/{stopped}/stat").read_text().split(")")[1].split()[0] == "Z"
+
+
 def test_batch_with_a_bad_model_is_one_error(tmp_path: Path) -> None:
     bad = tmp_path / "model.tflite"
     bad.write_bytes(os.urandom(4096))
@@ -392,6 +434,7 @@ def test_batch_with_a_bad_model_is_one_error(tmp_path: Path) -> None:
 
 
 def test_batch_on_a_file_or_missing_folder(tmp_path: Path) -> None:
+    _one_line_error(run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--jobs", "0"), EXIT_USAGE, "--jobs")
     _one_line_error(run_cli("batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")), EXIT_INPUT, "nope")
     _one_line_error(run_cli("batch", str(SAMPLES / "astronaut_pan.mp4"), "--out", str(tmp_path / "o")), EXIT_INPUT, "astronaut_pan.mp4")
 
