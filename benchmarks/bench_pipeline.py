@@ -270,6 +270,17 @@ def main() -> None:
                 recall, extra = box_agreement(tables[0], table)
                 cells.append(f"K={k}: recall {recall:.3f}, extra {extra:.3f}")
             print(f"  {clip.name:<26} " + "   ".join(cells))
+        print("\ntimeline --stride N: frames/s of the whole clip (every frame decoded, every N-th analysed), as a")
+        print("multiple of the decode-only baseline above; the frames between are grabbed, not converted (FrameReader.retrieve_every)")
+        for clip in clips:
+            dec = speeds[clip][0]
+            cells = []
+            for stride in (5, 30):
+                a = Analyzer(Options(stride=stride))
+                n, _, t = best_of(timed_process, clip, a, tmp, False)
+                a.close()
+                cells.append(f"N={stride}: {n / t:>5.0f} fps ({n / t / dec:.2f} of decode)")
+            print(f"  {clip.name:<26} " + "   ".join(cells))
         with_tta = {mode: classifier_costs(n=n, tta=mode)[0] for mode, n in (("flip", 4096), ("full", 512))}
         print(f"\nclassifier, batched TFLite: {faces_per_s:.0f} faces/s; with --tta {with_tta['flip']:.0f}, with --tta-full {with_tta['full']:.0f}")
         src = SHARED / "single_face.mp4" if SHARED.is_dir() else ROOT / "sample_videos" / "astronaut_pan.mp4"
