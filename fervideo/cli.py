@@ -392,7 +392,8 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1234,
     warmup_epochs: Annotated[int, typer.Option(help="Epochs of linear learning-rate warm-up.")] = 2,
     init: Annotated[Path | None, typer.Option(help="Start from this trained .keras model's weights (same --arch): fine-tuning.")] = None,
-    teacher: Annotated[Path | None, typer.Option(help="Self-distillation: mix labels with this model's (.keras/.tflite) flip-averaged probabilities.")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="Self-distillation: mix labels with this model's (.keras/.tflite) TTA-averaged probabilities.")] = None,
+    teacher_tta: Annotated[str, typer.Option(help="Views the teacher averages: flip (2) or full (18, as --tta-full; 9x slower to compute once).")] = "flip",
     distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher).")] = 0.5,
     debug: Debug = False,
 ) -> None:
@@ -407,6 +408,8 @@ def train(
             raise UsageError(None, "--epochs must be at least 1")
         if not 0.0 <= distill <= 1.0:
             raise UsageError(None, "--distill must be between 0 and 1")
+        if teacher_tta not in ("flip", "full"):
+            raise UsageError(None, "--teacher-tta must be flip or full")
         if warmup_epochs < 0:
             raise UsageError(None, "--warmup-epochs must be 0 or more")
         for flag, path in (("--init", init), ("--teacher", teacher)):
@@ -424,6 +427,7 @@ def train(
             init=str(init) if init else None,
             teacher=str(teacher) if teacher else None,
             distill=distill,
+            teacher_tta=teacher_tta,
         )
         best = run_train(cfg, out, resume=resume, epochs=epochs)
         if best.exists():

@@ -94,17 +94,18 @@ def test_train_on_other_layouts(layout: str, tmp_path: Path) -> None:
 
 def test_fine_tune_and_self_distillation(tmp_path: Path) -> None:
     """--init starts from the shipped weights (so one gentle epoch is already far above what one
-    epoch from scratch reaches), --teacher mixes in its flip-averaged probabilities."""
+    epoch from scratch reaches), --teacher mixes in its probabilities averaged over the 18 views of
+    --teacher-tta full."""
     d = _small_npz_subset(400, seed=3)
     src = tmp_path / "fer2013.csv"
     _write_csv_layout(d, src)
     shipped = ROOT / "models" / "fervideo_emotion.keras"
     run = tmp_path / "run"
     args = ["--data", str(src), "--epochs", "1", "--out", str(run), "--init", str(shipped), "--teacher", str(shipped.with_suffix(".tflite"))]
-    proc = run_cli("train", *args, "--lr", "0.0005", "--warmup-epochs", "0", "--distill", "0.7", timeout=900)
+    proc = run_cli("train", *args, "--teacher-tta", "full", "--lr", "0.0005", "--warmup-epochs", "0", "--distill", "0.7", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((run / "state.json").read_text())
-    assert state["init"] == str(shipped) and state["distill"] == 0.7
+    assert state["init"] == str(shipped) and state["distill"] == 0.7 and state["teacher_tta"] == "full"
     assert pd.read_csv(run / "log.csv")["val_accuracy"].iloc[0] > 0.55  # shipped model: ~67% on PublicTest
 
     proc = run_cli("train", "--data", str(src), "--epochs", "1", "--out", str(tmp_path / "r2"), "--arch", "resnet_lite_small", "--init", str(shipped))
@@ -114,6 +115,8 @@ def test_fine_tune_and_self_distillation(tmp_path: Path) -> None:
     assert str(shipped) in ours[0] and "--init model is not a resnet_lite" in ours[0]
     proc = run_cli("train", *args, "--distill", "1.5")
     assert proc.returncode == 2 and "--distill" in proc.stderr
+    proc = run_cli("train", *args, "--teacher-tta", "five")
+    assert proc.returncode == 2 and "--teacher-tta must be flip or full" in proc.stderr
 
 
 def test_unknown_data_layout_is_one_clear_error(tmp_path: Path) -> None:
