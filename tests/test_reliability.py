@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from fractions import Fraction
 from pathlib import Path
 
@@ -332,17 +333,35 @@ def _worker_pids(parent: int) -> list[int]:
     return pids
 
 
+def _worker_on(parent: int, name: str, skip: Collection[int] = ()) -> int | None:
+    """A worker of ``parent`` (not in ``skip``) holding ``name``'s temporary outputs open, if any."""
+    for pid in set(_worker_pids(parent)) - set(skip):
+        try:
+            held = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        if any(f".{name}." in h for h in held):
+            return pid
+    return None
+
+
+def _three_file_batch(tmp_path: Path) -> Path:
+    """A folder with a 1,500-frame clip (long enough to catch its worker mid-file) and the two samples."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))
+    (d / "b.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    (d / "c.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    return d
+
+
 @pytest.mark.parametrize(("jobs", "kills"), [("1", 1), ("1", 9), ("2", 9)])
 def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path: Path) -> None:
     """The kernel's out-of-memory killer (or a decoder segfault) takes down the process working on
     one file. Killed once, the file is re-run alone and gets its result; killed every time it runs
     (a file that crashes its decoder), it is an error row with its temporary outputs removed. Either
     way the other files are processed and the batch ends normally."""
-    d = tmp_path / "in"
-    d.mkdir()
-    write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))
-    (d / "b.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
-    (d / "c.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    d = _three_file_batch(tmp_path)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--quiet", "--annotate", "--jobs", jobs],
@@ -354,14 +373,10 @@ def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path
     killed: set[int] = set()
     deadline = time.time() + 240
     while proc.poll() is None and len(killed) < kills and time.time() < deadline:
-        for pid in set(_worker_pids(proc.pid)) - killed:  # a worker holding a_long.mp4's outputs open
-            try:
-                held = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
-            except OSError:
-                continue
-            if any(".a_long.mp4." in h for h in held):
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
+        pid = _worker_on(proc.pid, "a_long.mp4", killed)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
         time.sleep(0.02)
     _, err = proc.communicate(timeout=300)
     assert killed, "never caught a worker on a_long.mp4"
@@ -387,26 +402,16 @@ def test_batch_file_timeout_stops_a_hung_file(jobs: str, tmp_path: Path) -> None
     """A worker stuck on one file (here: stopped with SIGSTOP, as a decoder hung on a damaged file
     or a stalled network mount would be) must not hang the batch: with --file-timeout the file is
     stopped, recorded as an error and its temporary outputs removed; the other files complete."""
-    d = tmp_path / "in"
-    d.mkdir()
-    write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))
-    (d / "b.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
-    (d / "c.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    d = _three_file_batch(tmp_path)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--quiet", "--annotate", "--jobs", jobs, "--file-timeout", "15"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stopped = None
     deadline = time.time() + 120
     while proc.poll() is None and stopped is None and time.time() < deadline:
-        for pid in _worker_pids(proc.pid):
-            try:
-                held = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
-            except OSError:
-                continue
-            if any(".a_long.mp4." in h for h in held):
-                os.kill(pid, signal.SIGSTOP)
-                stopped = pid
-                break
+        stopped = _worker_on(proc.pid, "a_long.mp4")
+        if stopped is not None:
+            os.kill(stopped, signal.SIGSTOP)
         time.sleep(0.02)
     try:
         _, err = proc.communicate(timeout=300)
