@@ -153,11 +153,9 @@ class FrameReader:
         every = max(1, int(self.retrieve_every))
         try:
             while True:
-                if index % every == 0:
-                    ok, frame = cap.read()
-                else:
-                    ok, frame = cap.grab(), None
-                if not ok or (frame is None and index % every == 0):
+                wanted = index % every == 0
+                ok, frame = cap.read() if wanted else (cap.grab(), None)
+                if not ok or (wanted and frame is None):
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 if not np.isfinite(t) or t < 0 or (index > 0 and t == 0.0):

@@ -252,7 +252,10 @@ def teacher_targets(path: str, x: np.ndarray, tta: str = "flip") -> np.ndarray:
     from fervideo.emotions.classifier import EmotionClassifier
 
     clf = EmotionClassifier(path, batch_size=64, tta=tta)
-    return np.concatenate([clf.predict(x[i : i + 2048]) for i in range(0, len(x), 2048)])
+    # In chunks: predict() stacks every view of its input at once, and the 18 views of the whole
+    # Training split would be ~4.8 GB of float32 pixels.
+    chunk = 2048
+    return np.concatenate([clf.predict(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
 
 def _callbacks(keras: Any, out: Path, config: TrainConfig) -> list[Any]:
