@@ -73,7 +73,7 @@ def timed_process(path: Path, analyzer: Analyzer, tmp: Path, annotate: bool) -> 
 def box_agreement(ref: Any, other: Any) -> tuple[float, float]:
     """Share of ``ref``'s face boxes that ``other`` has in the same frame (IoU > 0.5), and share of
     ``other``'s boxes with no match in ``ref`` (carried boxes where the detector saw none)."""
-    from fervideo.faces import _iou_matrix
+    from fervideo.geometry import iou_matrix
 
     def boxes(df: Any) -> dict[int, np.ndarray]:
         df = df[df["face_id"].notna()]
@@ -86,7 +86,7 @@ def box_agreement(ref: Any, other: Any) -> tuple[float, float]:
         xa, xb = a[f].copy(), b[f].copy()
         xa[:, 2:] += xa[:, :2]
         xb[:, 2:] += xb[:, :2]
-        iou = _iou_matrix(xa, xb) > 0.5
+        iou = iou_matrix(xa, xb) > 0.5
         hit_a += int(iou.any(1).sum())
         hit_b += int(iou.any(0).sum())
     return (hit_a / n_a if n_a else 1.0), ((n_b - hit_b) / n_b if n_b else 0.0)

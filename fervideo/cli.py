@@ -8,10 +8,13 @@ video commands start in well under a second.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import signal
 import sys
 import traceback
+import typing
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fervideo.emotions.architectures import ARCHITECTURES  # names only: Keras is imported lazily
 from fervideo.errors import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED, FervideoError, ModelError, UsageError
 
 app = typer.Typer(
@@ -26,14 +30,32 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Facial-expression recognition for video files: annotated video and a per-frame emotion timeline.",
     pretty_exceptions_enable=False,
+    # Plain click help: the rich layout printed a '<bool>' metavar beside every flag.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
-class DetectorName(str, Enum):
-    blazeface = "blazeface"
-    blazeface_short = "blazeface-short"
-    yunet = "yunet"
-    haar = "haar"
+
+def _version(value: bool) -> None:
+    if value:
+        from fervideo import __version__
+
+        typer.echo(f"fervideo {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
+) -> None:
+    """Facial-expression recognition for video files: annotated video and a per-frame emotion timeline."""
+
+
+from fervideo.faces import DETECTORS  # noqa: E402 - the registry builds the --detector choices
+
+DetectorName = Enum("DetectorName", {name.replace("-", "_"): name for name in DETECTORS}, type=str)  # type: ignore[misc]
 
 
 class Fmt(str, Enum):
@@ -52,21 +74,77 @@ class Split(str, Enum):
     private = "private"
 
 
-Detector = Annotated[DetectorName, typer.Option(help="Face detector: blazeface (default, bundled), yunet (needs --detector-model), haar (seeds' method).")]
-DetectorModel = Annotated[Path | None, typer.Option(help="Detector model file (YuNet .onnx; overrides the bundled one for others).")]
-Model = Annotated[Path | None, typer.Option(help="Emotion model (.tflite or .keras); default: the model shipped in models/.")]
-BatchSize = Annotated[int, typer.Option(help="Faces per classifier call (batched across frames).")]
-MinFace = Annotated[int, typer.Option(help="Ignore faces smaller than this many pixels (longest box side).")]
-DetectEvery = Annotated[int, typer.Option(help="Run the detector every K-th analysed frame; boxes carried by the tracker between.")]
-Smooth = Annotated[float, typer.Option(help="Smooth probabilities per face with this time constant in seconds (0 = off); adds *_smoothed columns.")]
-Tta = Annotated[bool, typer.Option("--tta", help="Average each face with its mirror image: +1.5 points accuracy (model card), 2x classifier time.")]
-TtaFull = Annotated[
-    bool,
-    typer.Option("--tta-full", help="Average 18 views of each face (mirror, shifts, zooms, rotations): +3 points accuracy (model card), 18x classifier time."),
-]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-Debug = Annotated[bool, typer.Option(help="Show Python tracebacks for errors.")]
-Plain = Annotated[bool, typer.Option(help="Run decode, analysis and encode in one thread (reference path; slower).")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+
+# The analysis options, declared once. Each video command names the ones it takes in
+# @analysis_options(...); they arrive as one Options object, built and validated in _options().
+_SHARED: dict[str, tuple[Any, Any]] = {
+    "detector": (
+        Annotated[DetectorName, typer.Option(help=f"Face detector: {', '.join(DETECTORS)} (blazeface: bundled, default; yunet needs --detector-model).")],
+        DetectorName.blazeface,
+    ),
+    "detector_model": (Annotated[Path | None, typer.Option(help="Detector model file (YuNet .onnx; overrides the bundled one for others).")], None),
+    "model": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help="Emotion model: fast (default; ~1,500 faces/s on 2 cores, 67.7% FER2013), accurate (GPU-trained, 73.3%, ~12x slower) "
+                "or a .tflite/.keras path."
+            ),
+        ],
+        None,
+    ),
+    "device": (
+        Annotated[
+            str,
+            typer.Option(help="Where faces are classified: cpu (TFLite, default), gpu (PyTorch + CUDA, the gpu extra), auto (gpu if usable, else cpu)."),
+        ],
+        "cpu",
+    ),
+    "batch_size": (Annotated[int, typer.Option(help="Faces per classifier call (batched across frames).")], 32),
+    "min_face": (Annotated[int, typer.Option(help="Ignore faces smaller than this many pixels (longest box side).")], 20),
+    "detect_every": (Annotated[int, typer.Option(help="Run the detector every K-th analysed frame; boxes carried by the tracker between.")], 1),
+    "stride": (Annotated[int, typer.Option(help="Analyse every N-th frame only; skipped frames get no rows.")], 1),
+    "smooth": (
+        Annotated[float, typer.Option(help="Smooth probabilities per face with this time constant in seconds (0 = off); adds *_smoothed columns.")],
+        0.0,
+    ),
+    "tta": (Annotated[bool, typer.Option("--tta", help="Average each face with its mirror image: +1.5 points (model card), 2x classifier time.")], False),
+    "tta_full": (
+        Annotated[
+            bool,
+            typer.Option("--tta-full", help="Average 18 views of each face (mirror, shifts, zooms, rotations): +3 points (model card), 18x classifier time."),
+        ],
+        False,
+    ),
+    "plain": (Annotated[bool, typer.Option("--plain", help="Run decode, analysis and encode in one thread (reference path; slower).")], False),
+}
+
+
+def analysis_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the shared options ``names`` to a command; the command receives them as ``opts``
+    (an Options), so each option is declared, converted and validated in one place."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # this module's string annotations, evaluated
+        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "opts"]
+        tail = [p for p in own if p.name in ("quiet", "debug")]
+        head = [p for p in own if p.name not in ("quiet", "debug")]
+        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_SHARED[n][0], default=_SHARED[n][1]) for n in names]
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in head] + extra + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in tail]
+
+        @functools.wraps(fn)
+        def command(**kw: Any) -> Any:
+            shared = {n: kw.pop(n) for n in names}
+            return fn(opts=_options(**shared), **kw)
+
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return command
+
+    return deco
 
 
 def _run(debug: bool, fn: Callable[[], int | None], soft_interrupt: bool = False) -> None:
@@ -101,15 +179,20 @@ def _run(debug: bool, fn: Callable[[], int | None], soft_interrupt: bool = False
 
 
 def _options(**kw: Any) -> Any:
+    """CLI values -> :class:`~fervideo.pipeline.Options`, whose ``validate()`` is the one place they are checked."""
     from fervideo.pipeline import Options
 
     kw["tta"] = "full" if kw.pop("tta_full", False) else ("flip" if kw.get("tta") else "off")
+    if "smooth" in kw:
+        kw["smooth_s"] = kw.pop("smooth")
+    if "plain" in kw:
+        kw["threaded"] = not kw.pop("plain")
     for k in ("detector_model", "model"):
         if kw.get(k) is not None:
             kw[k] = str(kw[k])
     if isinstance(kw.get("detector"), Enum):
         kw["detector"] = kw["detector"].value
-    return Options(**kw)
+    return Options(**kw)  # validated by Options.validate() when the Analyzer or batch starts, inside _run
 
 
 def _progress(total: int | None, desc: str, quiet: bool) -> Any:
@@ -120,9 +203,11 @@ def _progress(total: int | None, desc: str, quiet: bool) -> Any:
 
 def _analyse_one(video: Path, opts: Any, quiet: bool, csv_out: Path | None, fmt: str, annotated: Path | None, codec: str, plot: Path | None = None) -> Any:
     from fervideo.pipeline import Analyzer, process_video
-    from fervideo.video import check_input_file, check_output_path
+    from fervideo.video import check_annotated_path, check_input_file, check_output_path
 
     video = check_input_file(video)
+    if annotated is not None:
+        check_annotated_path(annotated)
     for out in (csv_out, annotated, plot):
         if out is not None:
             check_output_path(out, [video])
@@ -143,41 +228,24 @@ def _analyse_one(video: Path, opts: Any, quiet: bool, csv_out: Path | None, fmt:
     return report
 
 
+VIDEO_OPTIONS = ("detector", "detector_model", "model", "device", "batch_size", "min_face", "detect_every", "smooth", "tta", "tta_full")
+
+
 @app.command()
+@analysis_options(*VIDEO_OPTIONS, "plain")
 def annotate(
     video: Annotated[Path, typer.Argument(help="Input video file.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Annotated video (default: VIDEO stem + .annotated.mp4).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Annotated video: .mp4, .mov, .mkv or .avi (default: VIDEO + .annotated.mp4).")] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the timeline here.")] = None,
-    codec: Annotated[Codec, typer.Option(help="h264 via PyAV with the input's audio copied (default), or mp4v via OpenCV.")] = Codec.h264,
-    detector: Detector = DetectorName.blazeface,
-    detector_model: DetectorModel = None,
-    model: Model = None,
-    batch_size: BatchSize = 32,
-    min_face: MinFace = 20,
-    detect_every: DetectEvery = 1,
-    smooth: Smooth = 0.0,
-    tta: Tta = False,
-    tta_full: TtaFull = False,
-    plain: Plain = False,
+    codec: Annotated[Codec, typer.Option(help="h264 via PyAV with the input's audio copied (default), or mp4v via OpenCV (no audio).")] = Codec.h264,
     quiet: Quiet = False,
     debug: Debug = False,
+    opts: Any = None,
 ) -> None:
     """Write a copy of VIDEO with a box, id, emotion and probability bars on every face."""
 
     def go() -> int:
         out = output or video.with_name(video.stem + ".annotated.mp4")
-        opts = _options(
-            detector=detector,
-            detector_model=detector_model,
-            model=model,
-            batch_size=batch_size,
-            min_face=min_face,
-            detect_every=detect_every,
-            smooth_s=smooth,
-            tta=tta,
-            tta_full=tta_full,
-            threaded=not plain,
-        )
         r = _analyse_one(video, opts, quiet, csv, "csv", out, codec.value)
         typer.echo(f"{out}: {r.frames} frames, {r.frames_with_face} with a face, {len(r.face_ids)} face id(s)", err=True)
         return 0
@@ -186,42 +254,20 @@ def annotate(
 
 
 @app.command()
+@analysis_options(*VIDEO_OPTIONS, "stride", "plain")
 def timeline(
     video: Annotated[Path, typer.Argument(help="Input video file.")],
     csv: Annotated[Path | None, typer.Option("--csv", "-o", help="Timeline output (default: VIDEO stem + .csv/.parquet/.jsonl).")] = None,
     format: Annotated[Fmt, typer.Option("--format", help="csv, parquet or jsonl; same columns.")] = Fmt.csv,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG plot of the probabilities over time.")] = None,
-    stride: Annotated[int, typer.Option(help="Analyse every N-th frame only; skipped frames get no rows.")] = 1,
-    detector: Detector = DetectorName.blazeface,
-    detector_model: DetectorModel = None,
-    model: Model = None,
-    batch_size: BatchSize = 32,
-    min_face: MinFace = 20,
-    detect_every: DetectEvery = 1,
-    smooth: Smooth = 0.0,
-    tta: Tta = False,
-    tta_full: TtaFull = False,
-    plain: Plain = False,
     quiet: Quiet = False,
     debug: Debug = False,
+    opts: Any = None,
 ) -> None:
     """Write the per-frame emotion timeline of VIDEO (no video output)."""
 
     def go() -> int:
         out = csv or video.with_name(f"{video.stem}.{format.value}")
-        opts = _options(
-            detector=detector,
-            detector_model=detector_model,
-            model=model,
-            batch_size=batch_size,
-            min_face=min_face,
-            detect_every=detect_every,
-            smooth_s=smooth,
-            tta=tta,
-            tta_full=tta_full,
-            stride=stride,
-            threaded=not plain,
-        )
         r = _analyse_one(video, opts, quiet, out, format.value, None, "h264", plot)
         typer.echo(f"{out}: {r.analysed_frames} frames analysed, {r.frames_with_face} with a face, {len(r.face_ids)} face id(s)", err=True)
         return 0
@@ -230,49 +276,29 @@ def timeline(
 
 
 @app.command()
+@analysis_options(*VIDEO_OPTIONS, "stride")
 def batch(
     directory: Annotated[Path, typer.Argument(help="Folder of videos.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
     annotate: Annotated[bool, typer.Option("--annotate", help="Also write OUT/<name>.annotated.mp4 per video.")] = False,
     plots: Annotated[bool, typer.Option("--plots", help="Also write OUT/<name>.png timeline plots.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs are already complete.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs are complete and were made with the same options.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files processed in parallel (processes).")] = 1,
     file_timeout: Annotated[
         float, typer.Option("--file-timeout", help="Stop a file still running after this many seconds and record it as an error (0: no limit).", min=0)
     ] = 0.0,
     format: Annotated[Fmt, typer.Option("--format", help="Timeline format.")] = Fmt.csv,
     codec: Annotated[Codec, typer.Option(help="Codec of annotated videos.")] = Codec.h264,
-    stride: Annotated[int, typer.Option(help="Analyse every N-th frame only.")] = 1,
-    detector: Detector = DetectorName.blazeface,
-    detector_model: DetectorModel = None,
-    model: Model = None,
-    batch_size: BatchSize = 32,
-    min_face: MinFace = 20,
-    detect_every: DetectEvery = 1,
-    smooth: Smooth = 0.0,
-    tta: Tta = False,
-    tta_full: TtaFull = False,
     quiet: Quiet = False,
     debug: Debug = False,
+    opts: Any = None,
 ) -> None:
     """Analyse every video in DIRECTORY; broken files are reported in OUT/summary.csv, never fatal."""
 
     def go() -> int:
         from fervideo.batch import BatchOptions, run_batch
 
-        opts = _options(
-            detector=detector,
-            detector_model=detector_model,
-            model=model,
-            batch_size=batch_size,
-            min_face=min_face,
-            detect_every=detect_every,
-            smooth_s=smooth,
-            tta=tta,
-            tta_full=tta_full,
-            stride=stride,
-        )
         bo = BatchOptions(
             annotate=annotate,
             plots=plots,
@@ -290,60 +316,43 @@ def batch(
 
 
 @app.command()
+@analysis_options("detector", "detector_model", "model", "device", "min_face", "tta", "tta_full")
 def image(
     images: Annotated[list[Path], typer.Argument(help="Still images (jpg, png, ...).")],
     csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
     annotate_dir: Annotated[Path | None, typer.Option(help="Write annotated copies of the images here.")] = None,
-    detector: Detector = DetectorName.blazeface,
-    detector_model: DetectorModel = None,
-    model: Model = None,
-    min_face: MinFace = 20,
-    tta: Tta = False,
-    tta_full: TtaFull = False,
     debug: Debug = False,
+    opts: Any = None,
 ) -> None:
     """Faces and emotion probabilities for still images, printed as a table."""
 
     def go() -> int:
         from fervideo.still import analyse_images
 
-        opts = _options(detector=detector, detector_model=detector_model, model=model, min_face=min_face, tta=tta, tta_full=tta_full)
         return analyse_images(images, opts, csv, annotate_dir)
 
     _run(debug, go)
 
 
 @app.command()
+@analysis_options("detector", "detector_model", "model", "device", "min_face", "smooth", "tta", "tta_full")
 def live(
     source: Annotated[str, typer.Option(help="Camera index (0), stream URL or video file.")] = "0",
-    window: Annotated[bool, typer.Option("--window/--no-window", help="Show a window (needs an OpenCV build with GUI); --no-window prints rows.")] = True,
+    window: Annotated[
+        bool, typer.Option("--window/--no-window", help="Show a window (pip install 'fervideo[live]' for pygame); --no-window prints timeline rows.")
+    ] = True,
     max_frames: Annotated[int, typer.Option(help="Stop after this many frames (0 = until the source ends or q/Ctrl-C).")] = 0,
-    detector: Detector = DetectorName.blazeface,
-    detector_model: DetectorModel = None,
-    model: Model = None,
-    min_face: MinFace = 20,
-    smooth: Smooth = 0.0,
-    tta: Tta = False,
-    tta_full: TtaFull = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Play a file as fast as it can be analysed, not at its own speed.")] = False,
     debug: Debug = False,
+    opts: Any = None,
 ) -> None:
     """Real-time view of a camera, stream or file with fps shown; --no-window prints CSV rows."""
 
     def go() -> int:
         from fervideo.live import run_live
 
-        opts = _options(
-            detector=detector,
-            detector_model=detector_model,
-            model=model,
-            min_face=min_face,
-            smooth_s=smooth,
-            tta=tta,
-            tta_full=tta_full,
-            window=1,
-            batch_size=8,
-        )
-        return run_live(source, opts, window, max_frames)
+        opts.window, opts.batch_size = 1, 8  # classify every frame as it comes: latency over throughput
+        return run_live(source, opts, window, max_frames, fast=fast)
 
     _run(debug, go)
 
@@ -381,20 +390,28 @@ def info(
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="fer2013.npz, fer2013.csv, or a folder with train/ and test/.")],
-    arch: Annotated[str, typer.Option(help="Architecture: vgg_lite, resnet_lite, resnet_lite_wide, resnet_lite_small, mini_xception.")] = "vgg_lite",
+    arch: Annotated[str, typer.Option(help=f"Architecture: {', '.join(ARCHITECTURES)}.")] = "vgg_lite",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default 60); with --resume a new value re-plans the run's cosine schedule.")] = None,
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log.csv, best.keras, model.tflite.")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.keras.")] = False,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, Nesterov).")] = 0.05,
     limit: Annotated[int | None, typer.Option(help="Use at most N faces per split (quick runs, CI).")] = None,
-    precision: Annotated[str, typer.Option(help="auto, float32 or mixed_bfloat16.")] = "auto",
+    precision: Annotated[str, typer.Option(help=f"Numeric precision: {', '.join(PRECISIONS)} (auto: bfloat16 where the CPU has it).")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1234,
     warmup_epochs: Annotated[int, typer.Option(help="Epochs of linear learning-rate warm-up.")] = 2,
     init: Annotated[Path | None, typer.Option(help="Start from this trained .keras model's weights (same --arch): fine-tuning.")] = None,
     teacher: Annotated[Path | None, typer.Option(help="Self-distillation: mix labels with this model's (.keras/.tflite) TTA-averaged probabilities.")] = None,
     teacher_tta: Annotated[str, typer.Option(help="Views the teacher averages: flip (2) or full (18, as --tta-full; 9x slower to compute once).")] = "flip",
-    distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher).")] = 0.5,
+    teacher_probs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distil from ready-made teacher probabilities (npz: usage, labels, one (n, 7) array per teacher view, "
+            "e.g. shared/models/gpu_trained/teacher_probs.npz); their mean is the teacher."
+        ),
+    ] = None,
+    teacher_temperature: Annotated[float, typer.Option(help="Soften --teacher-probs targets: logits / T (1 = as given).")] = 1.0,
+    distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher or --teacher-probs).")] = 0.5,
     debug: Debug = False,
 ) -> None:
     """Train the emotion CNN on the Training split, selecting on PublicTest; exports .tflite at the end."""
@@ -404,6 +421,11 @@ def train(
         from fervideo.training.train import TrainConfig
         from fervideo.training.train import train as run_train
 
+        # Checked before TensorFlow loads and before the run folder is touched (no state.json).
+        if arch not in ARCHITECTURES:
+            raise UsageError(None, f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if precision not in PRECISIONS:
+            raise UsageError(None, f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if epochs is not None and epochs < 1:
             raise UsageError(None, "--epochs must be at least 1")
         if not 0.0 <= distill <= 1.0:
@@ -412,6 +434,12 @@ def train(
             raise UsageError(None, "--teacher-tta must be flip or full")
         if warmup_epochs < 0:
             raise UsageError(None, "--warmup-epochs must be 0 or more")
+        if teacher is not None and teacher_probs is not None:
+            raise UsageError(None, "give --teacher or --teacher-probs, not both")
+        if teacher_temperature <= 0:
+            raise UsageError(None, "--teacher-temperature must be above 0")
+        if teacher_probs is not None and not teacher_probs.is_file():
+            raise UsageError(teacher_probs, "--teacher-probs file not found")
         for flag, path in (("--init", init), ("--teacher", teacher)):
             if path is not None and not path.is_file():
                 raise ModelError(path, f"{flag} model file not found")
@@ -428,6 +456,8 @@ def train(
             teacher=str(teacher) if teacher else None,
             distill=distill,
             teacher_tta=teacher_tta,
+            teacher_probs=str(teacher_probs) if teacher_probs else None,
+            teacher_temperature=teacher_temperature,
         )
         best = run_train(cfg, out, resume=resume, epochs=epochs)
         if best.exists():
@@ -440,7 +470,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option(help="Model to evaluate (.keras or .tflite).")],
+    model: Annotated[str, typer.Option(help="Model to evaluate: fast, accurate, or a .keras/.tflite path.")],
     data: Annotated[Path, typer.Option(help="fer2013.npz, fer2013.csv, or a folder with train/ and test/.")],
     split: Annotated[Split, typer.Option(help="public (PublicTest) or private (PrivateTest).")] = Split.private,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("runs/eval"),

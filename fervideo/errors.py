@@ -71,3 +71,7 @@ class UsageError(FervideoError):
     """Options that contradict each other or are out of range."""
 
     exit_code = EXIT_USAGE
+
+
+class MissingExtraError(UsageError):
+    """A command needs an optional extra that is not installed (e.g. TensorFlow for training)."""

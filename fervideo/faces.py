@@ -19,7 +19,7 @@ import contextlib
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -27,10 +27,9 @@ import cv2
 import numpy as np
 
 from fervideo.errors import ModelError
+from fervideo.geometry import iou_matrix
 from fervideo.models import models_dir
 from fervideo.types import Face
-
-DETECTORS = ("blazeface", "yunet", "haar")
 
 
 class Detector(Protocol):
@@ -122,18 +121,6 @@ def _letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int, in
     canvas = np.zeros((size, size, 3), np.uint8)
     canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
     return canvas, scale, pad_x, pad_y
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between boxes given as (x1, y1, x2, y2) rows."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 FULL_RANGE_FREE_SHAPE = "blazeface_full_range.tflite"
@@ -259,7 +246,7 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, shape: tupl
     boxes, scores = boxes[order], scores[order]
     remaining = np.ones(len(scores), bool)
     faces = []
-    ious = _iou_matrix(boxes, boxes)
+    ious = iou_matrix(boxes, boxes)
     for i in range(len(scores)):
         if not remaining[i]:
             continue
@@ -350,17 +337,23 @@ class Haar(_Downscaled):
         return faces
 
 
+# The one list of detectors: the CLI's --detector choices and the error below are built from it,
+# and a contract test runs every entry. ``detect_size`` (the long side detection runs at) applies
+# to YuNet and Haar; BlazeFace has its own fixed input (192 px on the long side, full-range).
+DETECTORS: dict[str, Callable[[str | Path | None, int], Detector]] = {
+    "blazeface": lambda model, size: BlazeFace("full", model_path=model),
+    "blazeface-short": lambda model, size: BlazeFace("short", model_path=model),
+    "yunet": lambda model, size: YuNet(model, detect_size=size),
+    "haar": lambda model, size: Haar(model, detect_size=size),
+}
+
+
 def create_detector(name: str = "blazeface", model_path: str | Path | None = None, detect_size: int = 640) -> Detector:
     """Build a detector by name; ``model_path`` overrides the bundled model where one exists."""
-    if name == "blazeface":
-        return BlazeFace("full", model_path=model_path)
-    if name == "blazeface-short":
-        return BlazeFace("short", model_path=model_path)
-    if name == "yunet":
-        return YuNet(model_path, detect_size=detect_size)
-    if name == "haar":
-        return Haar(model_path, detect_size=detect_size)
-    raise ModelError(None, f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    factory = DETECTORS.get(name)
+    if factory is None:
+        raise ModelError(None, f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return factory(model_path, detect_size)
 
 
 def crop_face(frame: np.ndarray, face: Face, margin: float = 0.2, size: int = 48) -> np.ndarray:

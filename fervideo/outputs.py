@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from fervideo.errors import UsageError
-from fervideo.labels import EMOTIONS, bgr
+from fervideo.labels import EMOTIONS, bgr, text_color_on
 from fervideo.types import Face, FrameResult
 from fervideo.video import atomic_output
 
@@ -135,11 +135,25 @@ def read_timeline(path: str | Path) -> Any:
 # ---------------------------------------------------------------- annotated frames
 
 
+def text_scale(width: int, height: int) -> float:
+    """OpenCV font scale for labels on a frame: text ~1/30 of the short side, at least 12 px tall
+    (readable at 640x360, where the old fixed scale drew 6 px digits that read 0.67 as 0.87)."""
+    px = max(12.0, min(width, height) / 30)
+    return px / 22.0  # FONT_HERSHEY_SIMPLEX capitals are ~22 px tall at scale 1
+
+
+def bar_label(emotion: str, p: float) -> str:
+    """The text beside a bar: the full class name and its probability."""
+    return f"{emotion} {float(p):.2f}"
+
+
 def draw_faces(frame: np.ndarray, faces: Iterable[Face], smoothed: bool = False) -> np.ndarray:
     """Draw box, id, top emotion with confidence and a 7-bar chart beside each face (in place)."""
     h_img, w_img = frame.shape[:2]
-    scale = max(0.4, min(1.2, h_img / 720))
-    thick = max(1, round(2 * scale))
+    font = text_scale(w_img, h_img)
+    thick = max(1, round(2 * font))
+    faces = list(faces)
+    taken: list[tuple[int, int, int, int]] = [(f.x, f.y, f.w, f.h) for f in faces]  # charts avoid faces and each other
     for f in faces:
         probs = f.smoothed if (smoothed and f.smoothed is not None) else f.probs
         if probs is None:
@@ -148,64 +162,121 @@ def draw_faces(frame: np.ndarray, faces: Iterable[Face], smoothed: bool = False)
         color = bgr(EMOTIONS[top])
         cv2.rectangle(frame, (f.x, f.y), (f.x + f.w, f.y + f.h), color, thick)
         label = f"#{f.face_id} {EMOTIONS[top]} {probs[top]:.2f}"
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, thick)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
         ty = f.y - 4 if f.y - th - base - 4 >= 0 else f.y + f.h + th + 4
         cv2.rectangle(frame, (f.x, ty - th - base), (f.x + tw + 4, ty + base // 2), color, -1)
-        cv2.putText(frame, label, (f.x + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), thick, cv2.LINE_AA)
-        _draw_bars(frame, f, probs, scale, w_img, h_img)
+        cv2.putText(frame, label, (f.x + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, text_color_on(color), thick, cv2.LINE_AA)
+        _draw_bars(frame, f, probs, font, w_img, h_img, taken)
     return frame
 
 
-def _draw_bars(frame: np.ndarray, f: Face, probs: np.ndarray, scale: float, w_img: int, h_img: int) -> None:
-    """A 7-bar probability chart on a dark panel beside the face, if the frame has room for it."""
-    bar_h = max(11, round(14 * scale))
-    label_w = max(34, round(44 * scale))
-    chart_w = label_w + max(50, round(70 * scale))
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _draw_bars(frame: np.ndarray, f: Face, probs: np.ndarray, font: float, w_img: int, h_img: int, taken: list[tuple[int, int, int, int]]) -> None:
+    """A 7-bar probability chart on a dark panel beside the face, if the frame has room for it:
+    full class names and the value on each bar, white on the darkened panel."""
+    small = font * 0.8
+    thick = max(1, round(small * 1.5))
+    (label_w, text_h), _ = cv2.getTextSize(bar_label("surprise", 1.0), cv2.FONT_HERSHEY_SIMPLEX, small, thick)
+    bar_h = text_h + max(4, round(text_h * 0.5))
+    bar_w = max(40, label_w)
+    chart_w = label_w + bar_w + 12
     chart_h = bar_h * len(EMOTIONS) + 4
-    x0 = f.x + f.w + 6
-    if x0 + chart_w > w_img:
-        x0 = f.x - chart_w - 6
-    y0 = min(f.y, h_img - chart_h)
-    if x0 < 0 or y0 < 0:
+    y_side = max(0, min(f.y, h_img - chart_h))
+    y_below = f.y + f.h + 6
+    candidates = [(f.x + f.w + 6, y_side), (f.x - chart_w - 6, y_side), (f.x, y_below), (f.x + f.w - chart_w, y_below)]
+    fits = [(x, y) for x, y in candidates if x >= 0 and y >= 0 and x + chart_w <= w_img and y + chart_h <= h_img]
+    if not fits:
         return  # no room beside this face
+    others = [r for r in taken if r != (f.x, f.y, f.w, f.h)]
+    free = [(x, y) for x, y in fits if not any(_overlap((x, y, chart_w, chart_h), r) for r in others)]
+    x0, y0 = (free or fits)[0]
+    taken.append((x0, y0, chart_w, chart_h))
     panel = frame[y0 : y0 + chart_h, x0 : x0 + chart_w]
-    panel[:] = (panel * 0.35).astype(np.uint8)  # darken: readable on any background
-    font = max(0.33, 0.4 * scale)
+    panel[:] = (panel * 0.3).astype(np.uint8)  # darken: white text stays readable on any background
     for i, (name, p) in enumerate(zip(EMOTIONS, probs)):
         y = y0 + 2 + i * bar_h
-        cv2.putText(frame, name[:5], (x0 + 2, y + bar_h - 3), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
-        length = int(round((chart_w - label_w - 3) * float(p)))
+        bx = x0 + label_w + 8
+        length = int(round(bar_w * float(p)))
         if length > 0:
-            cv2.rectangle(frame, (x0 + label_w, y + 2), (x0 + label_w + length, y + bar_h - 2), bgr(name), -1)
+            cv2.rectangle(frame, (bx, y + 2), (bx + length, y + bar_h - 2), bgr(name), -1)
+        baseline_y = y + bar_h - max(2, (bar_h - text_h) // 2)
+        cv2.putText(frame, bar_label(name, p), (x0 + 3, baseline_y), cv2.FONT_HERSHEY_SIMPLEX, small, (255, 255, 255), thick, cv2.LINE_AA)
 
 
 # ---------------------------------------------------------------- plots
 
 
-def plot_timeline(df: Any, out_png: str | Path, title: str = "", smoothed: bool = False) -> Path:
-    """Emotion probabilities over time, one panel per face id (the 4 longest-seen), no-face frames shaded."""
-    import matplotlib
+MAX_PANELS = 8
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_panels(df: Any, max_panels: int = MAX_PANELS) -> tuple[list[int], list[int]]:
+    """The face ids that get a panel (in id order) and those left out.
+
+    Every id gets a panel up to ``max_panels``; beyond that the ids with the most rows are shown
+    and the rest are named in a note on the figure, never dropped silently.
+    """
+    faces = df.dropna(subset=["face_id"])
+    if not len(faces):
+        return [], []
+    counts = faces["face_id"].astype(int).value_counts()
+    # Most rows first, ties by id: deterministic.
+    ranked = sorted(counts.index, key=lambda i: (-int(counts[i]), int(i)))
+    shown = sorted(int(i) for i in ranked[:max_panels])
+    hidden = sorted(int(i) for i in ranked[max_panels:])
+    return shown, hidden
+
+
+def face_series(df: Any, face_id: int, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values of one face's ``column``, with NaN where the face was absent, so a plotted
+    line breaks at a gap instead of bridging it. A gap: consecutive rows of the face further apart
+    than 1.5 analysed-frame intervals and 0.25 s (a detection missed for a frame or two is not
+    worth breaking the line for; a face that left the picture is)."""
+    times = np.sort(df["time_s"].drop_duplicates().to_numpy(dtype=float))
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    sub = df[df["face_id"] == face_id].sort_values("time_s")
+    t = sub["time_s"].to_numpy(dtype=float)
+    v = sub[column].to_numpy(dtype=float)
+    if len(t) < 2 or step <= 0:
+        return t, v
+    breaks = np.flatnonzero(np.diff(t) > max(1.5 * step, 0.25)) + 1
+    return np.insert(t, breaks, np.nan), np.insert(v, breaks, np.nan)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2) :]
+
+
+def plot_timeline(df: Any, out_png: str | Path, title: str = "", smoothed: bool = False, max_panels: int = MAX_PANELS) -> Path:
+    """Emotion probabilities over time, one panel per face id in id order, no-face frames shaded.
+
+    Lines break where the face was absent. More than ``max_panels`` ids: the ones seen longest are
+    shown and a note names the others. The title (often a long file name) sits above the plots and
+    the legend below them, so neither can cover the other.
+    """
+    from matplotlib.figure import Figure  # the object API: no pyplot, no backend switch for notebook users
+    from matplotlib.patches import Patch
 
     from fervideo.labels import EMOTION_COLORS
 
     cols = [f"{e}_smoothed" for e in EMOTIONS] if smoothed and "angry_smoothed" in df else list(EMOTIONS)
-    faces = df.dropna(subset=["face_id"])
-    ids = list(faces["face_id"].value_counts().index[:4]) if len(faces) else []
+    ids, hidden = plot_panels(df, max_panels)
     n = max(1, len(ids))
-    fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n + 0.6), sharex=True, squeeze=False)
+    fig = Figure(figsize=(10, 2.2 * n + 1.4))
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)
     times = df.groupby("frame")["time_s"].first()
     has_face = df.groupby("frame")["face_id"].apply(lambda s: s.notna().any())
     t_end = float(times.max()) if len(times) else 1.0
     for ax, fid in zip(axes[:, 0], ids or [None]):
         _shade_no_face(ax, times.to_numpy(), has_face.to_numpy())
         if fid is not None:
-            sub = faces[faces["face_id"] == fid].sort_values("time_s")
             for e, c in zip(EMOTIONS, cols):
-                ax.plot(sub["time_s"], sub[c], color=EMOTION_COLORS[e], lw=1.4, label=e)
-            ax.set_title(f"face #{int(fid)}", fontsize=9, loc="left")
+                t, v = face_series(df, fid, c)
+                ax.plot(t, v, color=EMOTION_COLORS[e], lw=1.4, label=e)
+            rows = int((df["face_id"] == fid).sum())
+            ax.set_title(f"face #{fid} ({rows} frames)", fontsize=9, loc="left")
         else:
             ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
         ax.set_ylim(-0.02, 1.02)
@@ -213,18 +284,18 @@ def plot_timeline(df: Any, out_png: str | Path, title: str = "", smoothed: bool 
         ax.set_ylabel("probability")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    from matplotlib.patches import Patch
-
-    handles.append(Patch(color="0.85", label="no face"))
-    labels.append("no face")
-    fig.legend(handles, labels, loc="upper center", ncol=8, fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, y=0.995, fontsize=10, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    handles = [Patch(color=EMOTION_COLORS[e], label=e) for e in EMOTIONS] + [Patch(color="0.85", label="no face")]
+    fig.legend(handles=handles, loc="lower center", ncol=8, fontsize=8, frameon=False)
+    head = _short(title) if title else ""
+    if hidden:
+        note = f"{len(hidden)} more face id(s) not shown (fewest frames): " + ", ".join(f"#{i}" for i in hidden[:12]) + (" …" if len(hidden) > 12 else "")
+        head = f"{head}\n{note}" if head else note
+    if head:
+        fig.suptitle(head, x=0.01, y=0.995, ha="left", va="top", fontsize=9)
+    inch = fig.get_figheight()
+    fig.tight_layout(rect=(0, 0.45 / inch, 1, 1 - (0.3 + 0.18 * head.count("\n")) / inch if head else 1))
     with atomic_output(out_png) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
     return Path(out_png)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier
+from fervideo.emotions.classifier import DEVICES, TTA_MODES, EmotionClassifier, make_classifier
 from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import create_detector, crop_face
 from fervideo.outputs import TimelineWriter, draw_faces
@@ -36,6 +36,10 @@ from fervideo.types import Face, FrameResult, VideoInfo
 from fervideo.video import FrameReader, VideoWriter, atomic_output
 
 _END = object()
+
+
+def _notice(line: str) -> None:
+    print(f"fervideo: note: {line}", file=sys.stderr)
 QUEUE_BYTES = 48 * 1024 * 1024
 
 
@@ -57,6 +61,7 @@ class Options:
     window: int = 8
     detect_threads: int = 2
     tta: str = "off"  # "off", "flip" or "full": see EmotionClassifier
+    device: str = "cpu"  # "cpu" (TFLite), "gpu" (PyTorch + CUDA), "auto": see make_classifier
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
@@ -66,6 +71,8 @@ class Options:
             raise UsageError(None, "--smooth must be 0 (off) or a positive number of seconds")
         if self.tta not in TTA_MODES:
             raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)}")
+        if self.device not in DEVICES:
+            raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {self.device!r})")
         if self.min_face < 0:
             raise UsageError(None, "--min-face must be 0 or more pixels")
 
@@ -96,7 +103,12 @@ class Analyzer:
         self.options = options
         self._local = threading.local()
         self._local.detector = self._new_detector()  # fail fast on a bad detector model
-        self.classifier = EmotionClassifier(options.model, batch_size=options.batch_size, tta=options.tta)
+        self.classifier = make_classifier(options.model, options.batch_size, options.tta, options.device, notice=_notice)
+        # A GPU is fed faces from many frames per call: a classification window of 8 frames and
+        # 32 faces suits the CPU, where per-face cost is flat in the batch size; on a GPU it is not.
+        self.on_gpu = not isinstance(self.classifier, EmotionClassifier)
+        self.window = max(options.window, 64) if self.on_gpu else options.window
+        self.flush_faces = max(options.batch_size, 512) if self.on_gpu else options.batch_size
         self._pool: ThreadPoolExecutor | None = None
 
     def _new_detector(self) -> Any:
@@ -170,7 +182,7 @@ class Analyzer:
                 crops.extend(crop_face(d.image, f) for f in faces)
                 result.faces = faces
             window.append(result)
-            if len(window) >= o.window or len(crops) >= o.batch_size:
+            if len(window) >= self.window or len(crops) >= self.flush_faces:
                 yield from self._flush(window, crops, smoother, keep_images)
                 window, crops = [], []
         yield from self._flush(window, crops, smoother, keep_images)
@@ -348,11 +360,17 @@ def process_video(
             stop.set()
             if writer_thread is not None:
                 writer_thread.finish()
-    if reader.truncated:
+    short = reader.short_read()
+    if short == "truncated":
         report.truncated = True
         report.warnings.append(
             f"{path}: video ends early: {reader.frames_read} frames decoded, container says "
             f"{reader.info.frame_count_container} (truncated or damaged file); outputs cover the decoded frames"
+        )
+    elif short == "miscount":
+        report.warnings.append(
+            f"{path}: container says {reader.info.frame_count_container} frames but the stream holds {reader.frames_read}, "
+            "decoded to its end (the container's count is off; nothing is missing)"
         )
     return report
 
@@ -370,5 +388,5 @@ def _outputs(
             info = reader.info
             vw = stack.enter_context(VideoWriter(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
             if vw.notice:
-                print(f"fervideo: {vw.notice}", file=sys.stderr)
+                print(f"fervideo: warning: {vw.notice}", file=sys.stderr)
         yield tw, vw

@@ -61,7 +61,8 @@ def analyse_images(images: list[Path], options: Options, csv_path: Path | None, 
             out = Path(annotate_dir) / f"{img_path.stem}.annotated.png"
             with atomic_output(out) as tmp:
                 cv2.imwrite(str(tmp), draw_faces(image.copy(), faces))
-    _print_table(rows)
+    if rows:  # nothing readable: the error lines say it all, no empty table under them
+        _print_table(rows)
     if csv_path is not None:
         with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv_mod.writer(fh, lineterminator="\n")
@@ -77,6 +78,10 @@ def _read(path: Path) -> np.ndarray:
         raise InputError(path, "is a directory, expected an image file")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
+        from fervideo.batch import looks_like_video
+
+        if looks_like_video(path):
+            raise InputError(path, "is a video, not a still image; use 'fervideo annotate' or 'fervideo timeline'")
         raise InputError(path, "not an image OpenCV can read")
     return image
 

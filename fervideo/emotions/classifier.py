@@ -22,7 +22,7 @@ import numpy as np
 from fervideo.errors import ModelError
 from fervideo.faces import make_interpreter
 from fervideo.labels import EMOTIONS
-from fervideo.models import default_model_path
+from fervideo.models import resolve_model
 
 INPUT_SIZE = 48
 
@@ -67,7 +67,7 @@ class EmotionClassifier:
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
         self.tta = tta
-        path = Path(model_path) if model_path else default_model_path()
+        path = resolve_model(model_path)
         if not path.is_file():
             raise ModelError(path, "emotion model file not found")
         self.path = path
@@ -163,3 +163,40 @@ def load_keras_model(path: str | Path) -> Any:
     if tuple(model.input_shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 1):
         raise ModelError(path, f"model input must be (N, 48, 48, 1), got {model.input_shape}")
     return model
+
+
+DEVICES = ("cpu", "gpu", "auto", "torch-cpu")
+
+
+def make_classifier(model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None) -> Any:
+    """The classifier for ``--device``: TFLite on the CPU ("cpu"), PyTorch on a CUDA GPU ("gpu"),
+    the GPU when one is usable else the CPU with one notice ("auto"), or the GPU code path run on
+    the CPU ("torch-cpu": how CPU-only machines test it). ``notice`` receives the fallback line."""
+    from fervideo.errors import UsageError
+
+    if device not in DEVICES:
+        raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {device!r})")
+    if device == "cpu":
+        return EmotionClassifier(model, batch_size=batch_size, tta=tta)
+    from fervideo.emotions import torch_net
+
+    if device in ("gpu", "auto") and not torch_net.cuda_available():
+        if device == "gpu":
+            torch_net.import_torch()  # the missing-extra error first, if that is the reason
+            raise UsageError(None, "--device gpu: PyTorch sees no CUDA GPU on this machine; use --device cpu or auto")
+        if notice is not None:
+            notice("--device auto: no CUDA GPU usable here (PyTorch with CUDA needed: pip install 'fervideo[gpu]'); classifying on the CPU")
+        return EmotionClassifier(model, batch_size=batch_size, tta=tta)
+    return torch_net.TorchClassifier(keras_file_for(model), device="cpu" if device == "torch-cpu" else "cuda", batch_size=max(batch_size, 1024), tta=tta)
+
+
+def keras_file_for(model: str | Path | None) -> Path:
+    """The ``.keras`` file of a model spec: the GPU path runs the Keras weights, not the TFLite file
+    (a tier's ``.keras`` ships beside its ``.tflite``; a user's ``x.tflite`` needs ``x.keras`` beside it)."""
+    path = resolve_model(model)
+    if path.suffix == ".keras":
+        return path
+    keras = path.with_suffix(".keras")
+    if not keras.is_file():
+        raise ModelError(path, f"the GPU path needs the model's .keras file ({keras.name} beside it); use --device cpu")
+    return keras

@@ -36,6 +36,11 @@ class FerData:
     usage: np.ndarray  # (N,) uint8 split code
     source: str
     layout: str
+    rows: np.ndarray | None = None  # (N,) row of each face in the source file; kept by subset()
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = np.arange(len(self.labels))
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Images shaped (n, 48, 48, 1) and labels of one split: 'train', 'public' or 'private'."""
@@ -52,7 +57,7 @@ class FerData:
                 idx = np.sort(rng.choice(idx, per_split, replace=False))
             keep.append(idx)
         k = np.concatenate(keep)
-        return FerData(self.images[k], self.labels[k], self.usage[k], self.source, self.layout)
+        return FerData(self.images[k], self.labels[k], self.usage[k], self.source, self.layout, self.rows[k])
 
 
 def sha256_of(path: Path) -> str:

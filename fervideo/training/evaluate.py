@@ -70,6 +70,9 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str, out_dir:
         from fervideo.errors import DataFormatError
 
         raise DataFormatError(data_path, f"the {split} split is empty in this data")
+    from fervideo.models import resolve_model
+
+    model_path = resolve_model(model_path)
     probs = predict(model_path, faces, tta=tta)
     res = metrics(labels.astype(int), probs.argmax(1))
     res.update(split=split, tta=tta, model=str(model_path), data=str(data_path))

@@ -61,6 +61,8 @@ class TrainConfig:
     teacher: str | None = None
     distill: float = 0.5
     teacher_tta: str = "flip"
+    teacher_probs: str | None = None
+    teacher_temperature: float = 1.0
     data_sha256: str = ""
     command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
 
@@ -158,6 +160,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         config.epochs = epochs
     # Data first: a wrong path fails in a second, before TensorFlow's ~4 s import and its log noise.
     dataset = fer_data.load(config.data)
+    soft_all = load_teacher_probs(config.teacher_probs, dataset, config.teacher_temperature) if config.teacher_probs else None
     from fervideo.emotions.architectures import import_keras
 
     keras = import_keras()
@@ -182,6 +185,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     y_train_1h = keras.utils.to_categorical(y_train, n_classes)
     if config.teacher:
         soft = teacher_targets(config.teacher, x_train, config.teacher_tta)
+        y_train_1h = (1.0 - config.distill) * y_train_1h + config.distill * soft
+    elif soft_all is not None:
+        soft = soft_all[dataset.rows[dataset.usage == fer_data.SPLITS["train"]]]
         y_train_1h = (1.0 - config.distill) * y_train_1h + config.distill * soft
     y_val_1h = keras.utils.to_categorical(y_val, n_classes)
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
@@ -256,6 +262,41 @@ def teacher_targets(path: str, x: np.ndarray, tta: str = "flip") -> np.ndarray:
     # Training split would be ~4.8 GB of float32 pixels.
     chunk = 2048
     return np.concatenate([clf.predict(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def load_teacher_probs(path: str, dataset: fer_data.FerData, temperature: float = 1.0) -> np.ndarray:
+    """Ready-made distillation targets (n, 7) for every row of ``dataset`` (zeros where the file has none).
+
+    The file is an npz as ``../shared/models/gpu_trained/teacher_probs.npz`` ships it: ``usage`` and
+    ``labels`` of the rows it covers (the data file's rows in order, PrivateTest rows left out, so
+    a teacher cannot leak the test split) and one (n, 7) probability array per teacher view
+    (``w64_s1``, ``w64_s1_flip``, ...). The target is their mean: an ensemble of larger networks
+    trained on a GPU, which the CPU could not run per training step. Rows are matched by position
+    and checked against the labels, so a file made for another data file is refused rather than
+    silently mis-aligned. ``temperature`` > 1 softens the targets (logits / T, as in Hinton et al.):
+    on their own training faces the teachers are ~99% right and their dark knowledge sits in the
+    small probabilities.
+    """
+    from fervideo.errors import DataFormatError
+
+    try:
+        with np.load(path) as z:
+            usage, labels = z["usage"].astype(np.uint8), z["labels"].astype(np.uint8)
+            views = [z[k].astype(np.float64) for k in z.files if k not in ("usage", "labels")]
+    except (OSError, ValueError, KeyError) as e:
+        raise DataFormatError(path, f"not a teacher-probabilities npz with usage, labels and (n, 7) arrays ({e})") from None
+    if not views or any(v.shape != (len(labels), len(EMOTIONS)) for v in views):
+        raise DataFormatError(path, f"needs at least one ({len(labels)}, {len(EMOTIONS)}) probability array beside usage and labels")
+    covered = np.flatnonzero(dataset.usage != fer_data.SPLITS["private"])
+    if len(covered) != len(labels) or not np.array_equal(dataset.usage[covered], usage) or not np.array_equal(dataset.labels[covered], labels):
+        raise DataFormatError(path, f"its rows do not match the Training and PublicTest rows of {dataset.source} (made for another data file?)")
+    probs = np.clip(np.mean(views, axis=0), 1e-8, 1.0)
+    if temperature != 1.0:
+        probs = np.exp(np.log(probs) / temperature)
+    probs /= probs.sum(axis=1, keepdims=True)
+    out = np.zeros((len(dataset.labels), len(EMOTIONS)), np.float32)
+    out[covered] = probs
+    return out
 
 
 def _callbacks(keras: Any, out: Path, config: TrainConfig) -> list[Any]:
