@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from fervideo.emotions.classifier import EmotionClassifier
+from fervideo.outputs import read_timeline
+from fervideo.pipeline import Analyzer, Options, open_reader, process_video
+from fervideo.video import FrameReader, VideoWriter
 
-from fervideo.emotions.classifier import EmotionClassifier  # noqa: E402
-from fervideo.outputs import read_timeline  # noqa: E402
-from fervideo.pipeline import Analyzer, Options, open_reader, process_video  # noqa: E402
-from fervideo.video import FrameReader, VideoWriter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SHARED = ROOT.parent / "shared" / "videos"
 

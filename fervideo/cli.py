@@ -165,6 +165,9 @@ def _run(debug: bool, fn: Callable[[], int | None], soft_interrupt: bool = False
 
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    from fervideo.logs import to_terminal
+
+    to_terminal()
     try:
         code = fn() or 0
     except FervideoError as e:
@@ -202,8 +205,9 @@ def _progress(total: int | None, desc: str, quiet: bool) -> Any:
 
 
 def _analyse_one(video: Path, opts: Any, quiet: bool, csv_out: Path | None, fmt: str, annotated: Path | None, codec: str, plot: Path | None = None) -> Any:
+    from fervideo.files import check_input_file, check_output_path
     from fervideo.pipeline import Analyzer, process_video
-    from fervideo.video import check_annotated_path, check_input_file, check_output_path
+    from fervideo.video import check_annotated_path
 
     video = check_input_file(video)
     if annotated is not None:
@@ -290,6 +294,15 @@ def batch(
     ] = 0.0,
     format: Annotated[Fmt, typer.Option("--format", help="Timeline format.")] = Fmt.csv,
     codec: Annotated[Codec, typer.Option(help="Codec of annotated videos.")] = Codec.h264,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the files on a Ray cluster (the ray extra): local (start one on this machine), auto (the cluster 'ray start' runs here) "
+            "or ray://HOST:10001. OUT must be a path every node sees.",
+        ),
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
     opts: Any = None,
@@ -310,7 +323,16 @@ def batch(
             codec=codec.value,
             quiet=quiet,
         )
-        return run_batch(directory, out, opts, bo)
+        if ray is not None:
+            from fervideo.batch.ray_cluster import import_ray
+
+            import_ray()  # the missing extra is one line before any work
+        result = run_batch(directory, out, opts, bo, ray_address=ray)
+        for r in result.failed:
+            typer.echo(f"fervideo: error: {r['input']}: {r['message']}", err=True)
+        ok = len(result.rows) - len(result.failed)
+        typer.echo(f"{result.summary}: {ok} ok, {len(result.failed)} failed of {len(result.rows)} videos", err=True)
+        return result.exit_code
 
     _run(debug, go, soft_interrupt=True)
 
@@ -327,9 +349,14 @@ def image(
     """Faces and emotion probabilities for still images, printed as a table."""
 
     def go() -> int:
-        from fervideo.still import analyse_images
+        from fervideo.still import analyse_images, format_table
 
-        return analyse_images(images, opts, csv, annotate_dir)
+        res = analyse_images(images, opts, csv, annotate_dir)
+        for e in res.errors:
+            typer.echo(f"fervideo: error: {e}", err=True)
+        if res.rows:  # nothing readable: the error lines say it all, no empty table under them
+            typer.echo(format_table(res.rows))
+        return res.exit_code
 
     _run(debug, go)
 
@@ -352,7 +379,9 @@ def live(
         from fervideo.live import run_live
 
         opts.window, opts.batch_size = 1, 8  # classify every frame as it comes: latency over throughput
-        return run_live(source, opts, window, max_frames, fast=fast)
+        r = run_live(source, opts, window, max_frames, fast=fast, rows_out=sys.stdout)
+        typer.echo(f"fervideo live: {r.frames} frames, {r.fps:.1f} fps", err=True)
+        return 0
 
     _run(debug, go)
 
@@ -412,9 +441,23 @@ def train(
     ] = None,
     teacher_temperature: Annotated[float, typer.Option(help="Soften --teacher-probs targets: logits / T (1 = as given).")] = 1.0,
     distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher or --teacher-probs).")] = 0.5,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better PublicTest accuracy.")] = 15,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="keras: the CPU engine (TensorFlow; any --arch). torch: plain PyTorch with augmentation batched on the device, "
+            "for a CUDA GPU (~60x faster there than Keras-on-torch; the accurate tier's recipe), vgg_lite family only; "
+            "it runs on a CPU too, slowly (the gpu extra)."
+        ),
+    ] = "keras",
     debug: Debug = False,
 ) -> None:
-    """Train the emotion CNN on the Training split, selecting on PublicTest; exports .tflite at the end."""
+    """Train the emotion CNN on the Training split, selecting on PublicTest; exports .tflite at the end.
+
+    Which engine where: on CPU cores, --engine keras (the default). On a CUDA GPU, --engine torch
+    (pip install 'fervideo[gpu]'); the accurate tier was made with
+    --engine torch --arch vgg_lite_w96 --epochs 257 --batch-size 128 --lr 0.1 --warmup-epochs 3 --patience 300.
+    """
 
     def go() -> int:
         from fervideo.training.export import export_tflite
@@ -424,6 +467,16 @@ def train(
         # Checked before TensorFlow loads and before the run folder is touched (no state.json).
         if arch not in ARCHITECTURES:
             raise UsageError(None, f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if engine not in ("keras", "torch"):
+            raise UsageError(None, f"unknown --engine {engine!r}; choose keras or torch")
+        if engine == "torch":
+            from fervideo.training.torch_engine import vgg_width
+
+            vgg_width(arch)
+            if teacher is not None:
+                raise UsageError(None, "--engine torch takes --teacher-probs, not --teacher")
+        if patience < 1:
+            raise UsageError(None, "--patience must be at least 1")
         if precision not in PRECISIONS:
             raise UsageError(None, f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if epochs is not None and epochs < 1:
@@ -458,8 +511,17 @@ def train(
             teacher_tta=teacher_tta,
             teacher_probs=str(teacher_probs) if teacher_probs else None,
             teacher_temperature=teacher_temperature,
+            patience=patience,
         )
-        best = run_train(cfg, out, resume=resume, epochs=epochs)
+        if engine == "torch":
+            from fervideo.training.torch_engine import train_torch
+
+            best = train_torch(cfg, out, resume=resume, epochs=epochs)
+            if best.suffix != ".keras":
+                typer.echo(f"best model: {best} (its .keras/.tflite export needs the train extra; then: fervideo train --out {out} --resume)", err=True)
+                return 0
+        else:
+            best = run_train(cfg, out, resume=resume, epochs=epochs)
         if best.exists():
             export_tflite(best, out / "model.tflite")
             typer.echo(f"best model: {best} (+ {out / 'model.tflite'})", err=True)

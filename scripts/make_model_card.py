@@ -14,19 +14,17 @@ import argparse
 import csv
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from fervideo.emotions.classifier import TTA_MODES
+from fervideo.labels import EMOTIONS
+from fervideo.models import DEFAULT_KERAS, DEFAULT_MODEL
+from fervideo.training import data as fer_data
+from fervideo.training.evaluate import evaluate, plot_training_curves
+from fervideo.training.export import export_tflite, max_abs_difference
 
-from fervideo.emotions.classifier import TTA_MODES  # noqa: E402
-from fervideo.labels import EMOTIONS  # noqa: E402
-from fervideo.models import DEFAULT_KERAS, DEFAULT_MODEL  # noqa: E402
-from fervideo.training import data as fer_data  # noqa: E402
-from fervideo.training.evaluate import evaluate, plot_training_curves  # noqa: E402
-from fervideo.training.export import export_tflite, max_abs_difference  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:

@@ -253,7 +253,7 @@ def _synthetic_timeline(n_ids: int, frames: int = 200) -> pd.DataFrame:
 
 
 def test_plot_shows_every_id_in_order_and_names_the_rest() -> None:
-    from fervideo.outputs import plot_panels
+    from fervideo.outputs.plots import plot_panels
 
     df = _synthetic_timeline(6)
     assert plot_panels(df) == ([0, 1, 2, 3, 4, 5], [])
@@ -264,7 +264,7 @@ def test_plot_shows_every_id_in_order_and_names_the_rest() -> None:
 def test_plot_lines_break_where_the_face_was_absent(tmp_path: Path) -> None:
     import numpy as np
 
-    from fervideo.outputs import face_series, plot_timeline
+    from fervideo.outputs.plots import face_series, plot_timeline
 
     df = _synthetic_timeline(3)
     t, v = face_series(df, 1, "happy")
@@ -283,7 +283,7 @@ def test_annotation_text_is_readable_at_small_sizes() -> None:
     import cv2
 
     from fervideo.labels import EMOTIONS, bgr, text_color_on
-    from fervideo.outputs import bar_label, text_scale
+    from fervideo.outputs.annotate import bar_label, text_scale
 
     (_, h), _ = cv2.getTextSize("0.67", cv2.FONT_HERSHEY_SIMPLEX, text_scale(640, 360), 1)
     assert h >= 11  # was 6 px at 640x360

@@ -382,13 +382,14 @@ def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path
     assert killed, "never caught a worker on a_long.mp4"
     s = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("input")
     assert (s.loc[[str(d / "b.mp4"), str(d / "c.mp4")], "status"] == "ok").all()
-    expected = ["b.mp4.csv", "b.mp4.annotated.mp4", "c.mp4.csv", "c.mp4.annotated.mp4", "summary.csv"]
+    # Each completed file has its outputs and the run.json sidecar that lets a resume skip it.
+    expected = ["b.mp4.csv", "b.mp4.csv.run.json", "b.mp4.annotated.mp4", "c.mp4.csv", "c.mp4.csv.run.json", "c.mp4.annotated.mp4", "summary.csv"]
     if kills == 1:
         assert proc.returncode == 0, err
         assert s.loc[str(d / "a_long.mp4"), "status"] == "ok"
         assert "re-run alone" in s.loc[str(d / "a_long.mp4"), "message"]
         assert s.loc[str(d / "a_long.mp4"), "frames"] == 1500
-        expected += ["a_long.mp4.csv", "a_long.mp4.annotated.mp4"]
+        expected += ["a_long.mp4.csv", "a_long.mp4.csv.run.json", "a_long.mp4.annotated.mp4"]
     else:
         assert len(killed) == 2, "a file whose worker dies is re-run alone once, not again"
         assert proc.returncode == EXIT_SOME_FAILED, err
@@ -425,7 +426,8 @@ def test_batch_file_timeout_stops_a_hung_file(jobs: str, tmp_path: Path) -> None
     assert "--file-timeout 15 s" in s.loc[str(d / "a_long.mp4"), "message"]
     assert (s.loc[[str(d / "b.mp4"), str(d / "c.mp4")], "status"] == "ok").all()
     assert int(s.loc[str(d / "c.mp4"), "frames"]) == 90
-    assert sorted(p.name for p in out.iterdir()) == sorted(["b.mp4.csv", "b.mp4.annotated.mp4", "c.mp4.csv", "c.mp4.annotated.mp4", "summary.csv"])
+    done = ["b.mp4.csv", "b.mp4.csv.run.json", "b.mp4.annotated.mp4", "c.mp4.csv", "c.mp4.csv.run.json", "c.mp4.annotated.mp4", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(done)
     assert not Path(f"/proc/{stopped}").exists() or Path(f"/proc/{stopped}/stat").read_text().split(")")[1].split()[0] == "Z"
 
 

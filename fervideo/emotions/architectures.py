@@ -19,7 +19,7 @@ INPUT_SHAPE = (48, 48, 1)
 def import_keras() -> Any:
     """Import Keras (TensorFlow under it) with the C++ start-up banner (oneDNN, CUDA probing) kept
     off stderr, so a training or evaluation error is not buried under lines that are not ours."""
-    from fervideo.faces import quiet_stderr
+    from fervideo.runtime import quiet_stderr
 
     try:
         with quiet_stderr():

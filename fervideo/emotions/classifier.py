@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 
 from fervideo.errors import ModelError
-from fervideo.faces import make_interpreter
 from fervideo.labels import EMOTIONS
 from fervideo.models import resolve_model
+from fervideo.runtime import make_interpreter
 
 INPUT_SIZE = 48
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from fervideo.files import atomic_output
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
-from fervideo.video import atomic_output
 
 TTA_TITLES = {"off": "without TTA", "flip": "with flip TTA", "full": "with 18-view TTA"}
 
@@ -123,19 +123,17 @@ def _write_reports(res: dict[str, Any], labels: np.ndarray, out: Path, model_pat
         tmp.write_text("\n".join(md) + "\n")
 
 
-def _plt() -> Any:
-    import matplotlib
+def _figure(size: tuple[float, float], ncols: int = 1) -> tuple[Any, Any]:
+    """A figure from matplotlib's object API: no pyplot, so a notebook's backend is left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=size)
+    return fig, fig.subplots(1, ncols)
 
 
 def _plot_confusion(cm: np.ndarray, path: Path) -> None:
-    plt = _plt()
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _figure((6.5, 5.5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -148,15 +146,13 @@ def _plot_confusion(cm: np.ndarray, path: Path) -> None:
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 def _plot_distribution(labels: np.ndarray, split: str, path: Path) -> None:
     from fervideo.labels import EMOTION_COLORS
 
-    plt = _plt()
     counts = np.bincount(labels.astype(int), minlength=len(EMOTIONS))
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    fig, ax = _figure((6.5, 3.5))
     ax.bar(EMOTIONS, counts, color=[EMOTION_COLORS[e] for e in EMOTIONS])
     for i, c in enumerate(counts):
         ax.text(i, c, str(c), ha="center", va="bottom", fontsize=8)
@@ -165,17 +161,15 @@ def _plot_distribution(labels: np.ndarray, split: str, path: Path) -> None:
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 def plot_training_curves(log_csv: str | Path, path: str | Path) -> None:
     """Loss and accuracy per epoch (train and PublicTest) from a training ``log.csv``."""
     import pandas as pd
 
-    plt = _plt()
     df = pd.read_csv(log_csv)
     epochs = df["epoch"] + 1
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a1, a2) = _figure((10, 3.6), ncols=2)
     a1.plot(epochs, df["loss"], label="train")
     a1.plot(epochs, df["val_loss"], label="PublicTest")
     a1.set_xlabel("epoch")
@@ -191,4 +185,3 @@ def plot_training_curves(log_csv: str | Path, path: str | Path) -> None:
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

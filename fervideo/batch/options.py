@@ -1,0 +1,24 @@
+"""What a batch run was asked to do, besides the analysis options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# One file's work: the input, its output paths by kind, and whether it is skipped (up to date).
+Job = tuple[Path, dict[str, Path], bool]
+
+
+@dataclass
+class BatchOptions:
+    annotate: bool = False
+    plots: bool = False
+    recursive: bool = False
+    overwrite: bool = False
+    jobs: int = 1
+    fmt: str = "csv"
+    codec: str = "h264"
+    quiet: bool = False
+    file_timeout_s: float = 0.0  # 0: none
+    settings: dict[str, Any] | None = None  # what run_settings() recorded for this run (resume)

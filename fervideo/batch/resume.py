@@ -1,0 +1,89 @@
+"""Resume: skip an input only when its outputs are complete and were made the same way.
+
+An input is skipped when all its outputs exist, are newer than it, and were made with the same
+options and model: a sidecar ``<name>.run.json`` beside the timeline records them (written last, so
+a kill between the outputs and it only costs a redo). A run with other options or another model
+redoes the file instead of passing off old results as new; ``--overwrite`` redoes everything.
+Outputs are renamed into place only when complete, so existence means complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from fervideo.batch.options import BatchOptions
+from fervideo.files import atomic_output
+from fervideo.models import resolve_model
+from fervideo.pipeline import Options
+
+
+def sidecar_for(outputs: dict[str, Path]) -> Path:
+    """``<timeline>.run.json``: the options and model contents that made this input's outputs."""
+    t = outputs["timeline"]
+    return t.with_name(t.name + ".run.json")
+
+
+def run_settings(options: Options, bo: BatchOptions) -> dict[str, Any]:
+    """What decides a file's outputs: the analysis options, the model files' contents, the formats.
+
+    Batch size, threads and queue sizes are left out: they change speed, not results (tests check
+    the pipelined and plain paths and any batch split agree byte for byte).
+    """
+    from fervideo import __version__
+
+    model = resolve_model(options.model)
+    # A bundled detector is identified by the version; a user's file by its content.
+    det_model = Path(options.detector_model) if options.detector_model else None
+    return {
+        "fervideo": __version__,
+        "model_sha256": _sha256(model),
+        "detector": options.detector,
+        "detector_model_sha256": _sha256(det_model) if det_model is not None else None,
+        "min_face": options.min_face,
+        "detect_every": options.detect_every,
+        "stride": options.stride,
+        "smooth_s": options.smooth_s,
+        "detect_size": options.detect_size,
+        "tta": options.tta,
+        "format": bo.fmt,
+        "annotate": bo.annotate,
+        "codec": bo.codec if bo.annotate else None,
+        "plots": bo.plots,
+    }
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def resume_state(video: Path, outputs: dict[str, Path], settings: dict[str, Any]) -> str:
+    """"missing" (no complete outputs, or older than the input), "changed" (made with other options
+    or another model, or by a version that kept no record) or "same" (safe to skip)."""
+    mtime = video.stat().st_mtime
+    if not all(p.exists() and p.stat().st_mtime >= mtime for p in outputs.values()):
+        return "missing"
+    try:
+        recorded = json.loads(sidecar_for(outputs).read_text())
+    except (OSError, ValueError):
+        return "changed"
+    return "same" if recorded == settings else "changed"
+
+
+def write_sidecar(outputs: dict[str, Path], settings: dict[str, Any]) -> None:
+    """Record what made these outputs; written after them, so its presence means they are complete."""
+    with atomic_output(sidecar_for(outputs)) as tmp:
+        tmp.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")

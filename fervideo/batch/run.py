@@ -1,0 +1,167 @@
+"""``fervideo batch``: find the videos, decide what to redo, run them, keep the summary current.
+
+``summary.csv`` is rewritten (atomically) after every file, so it is right even after Ctrl-C.
+Each file's outputs are written by one worker process and the summary only by this process, so
+rows never interleave. Messages (notes, warnings) go through :mod:`logging` (logger
+``fervideo.batch``); the CLI shows them on the terminal above the progress bars.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fervideo.batch.discovery import find_videos, nested_video_folders, outputs_for
+from fervideo.batch.options import BatchOptions, Job
+from fervideo.batch.resume import resume_state, run_settings
+from fervideo.batch.supervisor import Supervisor
+from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, OutputError, UsageError
+from fervideo.outputs import write_summary
+from fervideo.pipeline import Analyzer, Options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    """What a batch run did: one summary row per input, and where the summary is."""
+
+    summary: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] != "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+
+
+def plan(directory: Path, out: Path, options: Options, bo: BatchOptions) -> list[Job]:
+    """Check the inputs and the output folder, and decide per video: run or skip (resume)."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise InputError(directory, "no such directory")
+    if not directory.is_dir():
+        raise InputError(directory, "is a file, expected a folder of videos (use 'fervideo timeline' for one file)")
+    options.validate()
+    if bo.jobs < 1:
+        raise UsageError(None, "--jobs must be at least 1")
+    if bo.file_timeout_s < 0:
+        raise UsageError(None, "--file-timeout must be 0 (no limit) or a positive number of seconds")
+    # Load the models here once before starting workers: a bad --model is one error line and exit 4
+    # (and no output folder), not a worker traceback per process.
+    Analyzer(options).close()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(out, f"cannot create output folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise OutputError(out, "output folder cannot be written (permission denied)")
+    videos = find_videos(directory, bo.recursive, exclude=out.resolve())
+    if not videos:
+        raise InputError(directory, "no video files found" + ("" if bo.recursive else " (try --recursive)"))
+    if not bo.recursive:
+        nested = nested_video_folders(directory, out)
+        if nested:
+            names = ", ".join(p.name + "/" for p in nested[:3]) + (" ..." if len(nested) > 3 else "")
+            log.info("sub-folders %s hold videos too; add --recursive to include them", names)
+    bo.settings = run_settings(options, bo)
+    jobs: list[Job] = []
+    states = {"same": 0, "changed": 0, "missing": 0}
+    for v in videos:
+        outs = outputs_for(v, directory, out, bo)
+        state = "missing" if bo.overwrite else resume_state(v, outs, bo.settings)
+        states[state] += 1
+        jobs.append((v, outs, state == "same"))
+    if states["same"] or states["changed"]:
+        log.info(
+            "resuming in %s: %d file(s) up to date with the same options and model (skipped), %d made with other options or another model (redone), %d new",
+            out,
+            states["same"],
+            states["changed"],
+            states["missing"],
+        )
+    return jobs
+
+
+class _Progress:
+    """Two bars: files done, and frames of the file in progress (counts sent by the workers)."""
+
+    def __init__(self, files: int, quiet: bool, frames: bool = True) -> None:
+        from tqdm import tqdm
+
+        self.files = tqdm(total=files, desc="videos", unit="file", disable=quiet, dynamic_ncols=True, position=0)
+        self.frames = tqdm(desc="frames", unit="frame", disable=quiet or not frames, dynamic_ncols=True, position=1, leave=False)
+        # An mp.Queue, not a SimpleQueue: a worker never blocks on it (put_nowait; the send happens
+        # in a feeder thread), so a worker killed while sending cannot leave a lock that stalls others.
+        self.queue = None if quiet or not frames else mp.get_context("spawn").Queue(maxsize=10_000)
+        self.current = ""
+
+    def poll(self) -> None:
+        """Move the workers' frame counts onto the per-file bar (called between waits)."""
+        moved = False
+        while self.queue is not None:
+            try:
+                kind, video, n = self.queue.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                break
+            moved = True
+            if kind == "start":
+                self.current = video
+                self.frames.reset(total=n or None)
+                self.frames.set_description(Path(video).name, refresh=False)
+            elif video == self.current:
+                self.frames.update(n)
+        if moved:
+            self.frames.refresh()
+
+    def file_done(self, row: dict[str, Any]) -> None:
+        self.poll()
+        if row["input"] == self.current and row.get("frames"):
+            # The file is done: show its frame count (its last progress message may still be in
+            # the queue's feeder thread) and ignore late messages for it.
+            self.frames.n = self.frames.total or int(row["frames"])
+            self.frames.refresh()
+            self.current = ""
+        self.files.update(1)
+
+    def close(self) -> None:
+        self.frames.close()
+        self.files.close()
+        if self.queue is not None:
+            self.queue.cancel_join_thread()
+            self.queue.close()
+
+
+def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
+    """Process every video under ``directory`` into ``out``; never stops on a bad file. With
+    ``ray_address``, the files run on a Ray cluster (:mod:`.ray_cluster`) instead of local workers."""
+    jobs = plan(Path(directory), Path(out), options, bo)
+    result = BatchResult(Path(out) / "summary.csv")
+    progress = _Progress(len(jobs), bo.quiet, frames=ray_address is None)  # cluster workers send no frame counts
+    if ray_address is not None:
+        from fervideo.batch.ray_cluster import RaySupervisor
+
+        rows = RaySupervisor(options, bo, ray_address).rows(jobs)
+    else:
+        rows = Supervisor(options, bo, progress.queue, progress.poll).rows(jobs)
+    try:
+        for row in rows:
+            result.rows.append(row)
+            write_summary(result.rows, result.summary)
+            if row["status"] == "ok" and row["message"] and not row["message"].startswith("up to date"):
+                # Warnings (a video that ends early, a re-run after a crash) on the terminal too,
+                # not only in summary.csv.
+                for w in row["message"].split("; "):
+                    log.warning("%s", w if row["input"] in w else f"{row['input']}: {w}")
+            progress.file_done(row)
+    finally:
+        progress.close()
+    return result

@@ -1,0 +1,115 @@
+"""What runs inside a batch worker process: load the models once, then one file per call.
+
+A worker never raises for a bad input: every file gives a summary row (``status`` ok or error).
+Its frame counts go to the parent's progress bar through a queue, a few times a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from fervideo.batch.options import BatchOptions
+from fervideo.batch.resume import write_sidecar
+from fervideo.errors import INTERRUPTED, FervideoError, check_interrupted
+from fervideo.logs import to_terminal
+from fervideo.outputs import plot_timeline, read_timeline, summarise
+from fervideo.pipeline import Analyzer, Options, process_video
+
+_worker_analyzer: Analyzer | None = None
+_worker_progress: Any = None  # a multiprocessing queue to the parent's progress bar, or None
+
+
+
+def _worker_signal(signum: int, frame: Any) -> None:
+    """In a worker, Ctrl-C/SIGTERM only raise the flag that the frame loop checks between frames.
+
+    Raising KeyboardInterrupt from the handler would land at an arbitrary point of the worker's
+    main thread: once in ~10 runs it hit a ThreadPoolExecutor between starting a detection thread
+    and registering it, and the worker then hung at exit waiting for that thread (and the batch
+    with it). The check between frames is a safe point; the temporary outputs are removed there.
+    """
+    INTERRUPTED.set()
+
+
+def init_worker(options: Options, progress: Any = None, handle_signals: bool = True) -> None:
+    """Per worker process, once: signal handling, the models (loaded once for all its files), progress.
+    (A Ray actor leaves signals to Ray, which stops its workers itself.)"""
+    global _worker_analyzer, _worker_progress
+    if handle_signals:
+        signal.signal(signal.SIGINT, _worker_signal)
+        signal.signal(signal.SIGTERM, _worker_signal)
+    to_terminal(logging.WARNING)  # the parent has shown the notes (it loaded the same models first)
+    _worker_analyzer = Analyzer(options)
+    _worker_progress = progress
+    if progress is not None:
+        progress.cancel_join_thread()  # a worker's exit never waits on progress messages
+
+
+class _FrameTicker:
+    """Sends a worker's frame count to the parent's per-file bar, at most ~4 times a second
+    (a queue message per frame would cost more than the frame's analysis at 1,000+ fps)."""
+
+    def __init__(self, video: Path) -> None:
+        self.video, self.pending, self.last = str(video), 0, time.monotonic()
+
+    def start(self, info: Any) -> None:
+        self._put(("start", self.video, info.frame_count_container))
+
+    def __call__(self, n: int) -> None:
+        self.pending += n
+        now = time.monotonic()
+        if now - self.last >= 0.25:
+            self.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        if self.pending:
+            self._put(("frames", self.video, self.pending))
+            self.pending = 0
+
+    def _put(self, msg: tuple) -> None:
+        if _worker_progress is not None:
+            try:
+                _worker_progress.put_nowait(msg)
+            except (OSError, ValueError, queue.Full):  # the parent went away or lags: progress is optional
+                pass
+
+
+def process_one(video: Path, outputs: dict[str, Path], skip: bool, bo: BatchOptions) -> dict[str, Any]:
+    """Process one file in a worker and return its summary row; never raises for input errors."""
+    row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
+    try:
+        check_interrupted()
+        if skip:
+            row["message"] = "up to date (skipped; --overwrite to redo)"
+        else:
+            assert _worker_analyzer is not None
+            ticker = _FrameTicker(video)
+            report = process_video(
+                video,
+                _worker_analyzer,
+                timeline=outputs["timeline"],
+                fmt=bo.fmt,
+                annotated=outputs.get("annotated"),
+                codec=bo.codec,
+                progress=ticker,
+                on_start=ticker.start,
+            )
+            ticker.flush()
+            row["message"] = "; ".join(report.warnings)
+        df = read_timeline(outputs["timeline"])
+        row.update(summarise(df))
+        if "plot" in outputs and not skip:
+            plot_timeline(df, outputs["plot"], title=video.name, smoothed=_worker_analyzer.options.smooth_s > 0)  # type: ignore[union-attr]
+        if not skip and bo.settings is not None:
+            write_sidecar(outputs, bo.settings)
+    except FervideoError as e:
+        row.update(status="error", message=e.problem)
+    except (OSError, ValueError, RuntimeError) as e:  # a codec or file-system failure on one file
+        row.update(status="error", message=f"{type(e).__name__}: {e}")
+    return row

@@ -1,0 +1,88 @@
+"""`fervideo batch --ray`: the same outputs as the local batch, from a local Ray cluster the test starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos, run_cli
+from media import sample_frames, write_video
+
+pytest.importorskip("ray", reason="the ray extra is not installed: pip install '.[ray]'")
+pytestmark = pytest.mark.slow
+
+RAY_ENV = {"RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _holder_of(name: str, exclude: set[int]) -> int | None:
+    """Any process (Ray's workers are not our children) holding ``name``'s temporary outputs open."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in exclude or int(proc.name) == os.getpid():
+            continue
+        try:
+            held = [os.readlink(f) for f in (proc / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(f".{name}." in h for h in held):
+            return int(proc.name)
+    return None
+
+
+def _batch(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **RAY_ENV}
+    return subprocess.run([sys.executable, "-m", "fervideo", "batch", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_ray_batch_matches_local_batch_byte_for_byte(tmp_path: Path) -> None:
+    need_shared_videos()
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("single_face.mp4", "face_noface.mov", "short_hamilton_clip.mp4"):
+        (d / name).symlink_to(SHARED_VIDEOS / name)
+    (d / "broken.mp4").write_text("not a video\n" * 30)
+    local, cluster = tmp_path / "local", tmp_path / "ray"
+    run_cli("batch", str(d), "--out", str(local), "-q")
+    proc = _batch(str(d), "--out", str(cluster), "-q", "--ray", "local")
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the broken file
+    names = sorted(p.name for p in local.iterdir())
+    assert names == sorted(p.name for p in cluster.iterdir())
+    for name in names:
+        assert (local / name).read_bytes() == (cluster / name).read_bytes(), name
+    s = pd.read_csv(cluster / "summary.csv", keep_default_na=False).set_index("input")
+    assert s.loc[str(d / "broken.mp4"), "status"] == "error"
+    assert (s.drop(index=str(d / "broken.mp4"))["status"] == "ok").all()
+    # The same resume rules: a second run skips everything.
+    proc = _batch(str(d), "--out", str(cluster), "-q", "--ray", "local")
+    assert "3 file(s) up to date" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_ray_worker_killed_mid_file_is_requeued(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))
+    (d / "b.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    out = tmp_path / "out"
+    env = {**os.environ, **RAY_ENV}
+    cmd = [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "-q", "--annotate", "--ray", "local"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed = None
+    deadline = time.time() + 300
+    while proc.poll() is None and killed is None and time.time() < deadline:
+        killed = _holder_of("a_long.mp4", {proc.pid})
+        if killed is not None:
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=600)
+    assert killed is not None, "never caught a Ray worker on a_long.mp4"
+    assert proc.returncode == 0, err[-2000:]
+    s = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("input")
+    assert (s["status"] == "ok").all()
+    assert "re-run" in s.loc[str(d / "a_long.mp4"), "message"]
+    assert int(s.loc[str(d / "a_long.mp4"), "frames"]) == 1500
+    assert not [p.name for p in out.iterdir() if ".partial" in p.name]
