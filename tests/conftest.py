@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,23 @@ SHARED_CLIPS = {
     "face.avi": 1003,
     "slow_traffic_small.mp4": 914,
 }
+
+
+_SHARED_NAMES = re.compile(r"\b(SHARED|SHARED_VIDEOS|FER_NPZ|YUNET|need_shared_videos|need_fer_npz)\b")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses ../shared as ``shared`` (found in its source), so
+    ``-m "not shared"`` is what a fresh clone can run; ``slow`` is marked by hand on the tests that
+    train or process long inputs, so ``-m "not slow"`` is the fast subset."""
+    for item in items:
+        fn = getattr(item, "function", None)
+        try:
+            src = inspect.getsource(fn) if fn is not None else ""
+        except (OSError, TypeError):
+            src = ""
+        if _SHARED_NAMES.search(src):
+            item.add_marker(pytest.mark.shared)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -179,6 +179,7 @@ def test_readme_documents_shared_env_and_ignored_quick_start_outputs() -> None:
 # ------------------------------------------------------------------ 2. batch resume honours options and model
 
 
+@pytest.mark.slow
 def test_batch_resume_redoes_files_made_with_other_options(tmp_path: Path) -> None:
     d = tmp_path / "in"
     d.mkdir()
@@ -335,3 +336,16 @@ def test_live_paces_a_file_at_its_timestamps() -> None:
         return now[0]
 
     assert list(paced(late, lambda f: f[1], clock=slow_clock, sleep=sleep)) == late and slept == []
+
+
+def test_markers_select_a_fast_subset_and_a_fresh_clone_subset() -> None:
+    def collected(expr: str) -> list[str]:
+        cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", expr]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return [ln for ln in proc.stdout.splitlines() if "::" in ln]
+
+    fast = collected("not slow")
+    assert len(fast) > 60
+    assert not any("test_train_and_evaluate_npz" in t or "killed_mid_file" in t or "test_ray_" in t for t in fast)
+    fresh = collected("not shared")
+    assert not any("test_shared_clip_timeline" in t or "test_evaluate_reproduces_model_card" in t for t in fresh)

@@ -195,6 +195,7 @@ def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
     assert src.read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_no_partial_output(sig: int, tmp_path: Path) -> None:
     src = write_video(tmp_path / "long.mp4", sample_frames(1500, size=(320, 180)))
@@ -218,6 +219,7 @@ def test_interrupt_leaves_no_partial_output(sig: int, tmp_path: Path) -> None:
     assert list(out.iterdir()) == [], list(out.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM to the batch process", "Ctrl-C to the process group"])
 def test_batch_interrupt_stops_its_workers_and_keeps_no_partial_output(how: str, tmp_path: Path) -> None:
     """A scheduler's SIGTERM reaches only the parent; a terminal's Ctrl-C reaches every worker too
@@ -355,6 +357,7 @@ def _three_file_batch(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("jobs", "kills"), [("1", 1), ("1", 9), ("2", 9)])
 def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path: Path) -> None:
     """The kernel's out-of-memory killer (or a decoder segfault) takes down the process working on
@@ -398,6 +401,7 @@ def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_batch_file_timeout_stops_a_hung_file(jobs: str, tmp_path: Path) -> None:
     """A worker stuck on one file (here: stopped with SIGSTOP, as a decoder hung on a damaged file

@@ -149,6 +149,7 @@ def test_rebuilt_detector_finds_what_the_original_finds_on_the_samples() -> None
         assert n_orig > 0 and n_new == n_orig and matched == n_orig, (name, n_orig, n_new, matched)
 
 
+@pytest.mark.slow
 def test_rebuilt_detector_agrees_with_the_original_on_shared_clips() -> None:
     """On real footage the faces near the score threshold can differ (the frame sits differently
     in the input, e.g. 4 frames of face_noface.mov at scores 0.60-0.64 against a 0.6 threshold), but

@@ -22,6 +22,7 @@ def _small_npz_subset(n_per_split: int, seed: int = 0) -> fer_data.FerData:
     return fer_data.load(FER_NPZ).subset(n_per_split, seed=seed)
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_npz(tmp_path: Path) -> None:
     need_fer_npz()
     run = tmp_path / "run"
@@ -82,6 +83,7 @@ def test_csv_and_folder_layouts_load_identically(tmp_path: Path) -> None:
             assert np.array_equal(y[order], y0[order0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["csv", "folder"])
 def test_train_on_other_layouts(layout: str, tmp_path: Path) -> None:
     d = _small_npz_subset(150)
@@ -92,6 +94,7 @@ def test_train_on_other_layouts(layout: str, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "model.tflite").is_file()
 
 
+@pytest.mark.slow
 def test_fine_tune_and_self_distillation(tmp_path: Path) -> None:
     """--init starts from the shipped weights (so one gentle epoch is already far above what one
     epoch from scratch reaches), --teacher mixes in its probabilities averaged over the 18 views of
@@ -165,6 +168,7 @@ def test_keras_and_tflite_agree_on_real_faces() -> None:
     assert max_abs_difference(d / DEFAULT_KERAS, d / "fervideo_emotion.tflite", faces) <= 1e-4
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_model_card(tmp_path: Path) -> None:
     need_fer_npz()
     card = json.loads(CARD.read_text())

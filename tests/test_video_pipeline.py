@@ -154,6 +154,7 @@ def test_shared_clip_timeline(clip: str, tmp_path: Path) -> None:
         assert ids.max() / df.loc[~no_face, "frame"].nunique() >= 0.8
 
 
+@pytest.mark.slow
 def test_batch_shared(tmp_path: Path) -> None:
     need_shared_videos()
     out = tmp_path / "out"
