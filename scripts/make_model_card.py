@@ -97,7 +97,10 @@ def main() -> None:
 def render(c: dict) -> str:
     pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
     rec = "\n".join(f"| {e} | {pct(c['private_recall'][e])} | {pct(c['private_recall_tta'][e])} | {pct(c['private_recall_tta_full'][e])} |" for e in EMOTIONS)
-    return f"""# Model card: `{c["model"]}` (default emotion model)
+    return f"""# Model card: `{c["model"]}` (default emotion model, `--model fast`)
+
+The other tier, `--model accurate` (a 10.5M-parameter network trained on a GPU), has its own card:
+[README_accurate.md](README_accurate.md).
 
 The CNN that `fervideo` runs on every face, trained by this repository's own code on FER2013.
 The tool runs `{c["model"]}` (TFLite, float32), by default without test-time augmentation (TTA);
