@@ -89,7 +89,7 @@ _SHARED: dict[str, tuple[Any, Any]] = {
         Annotated[
             str | None,
             typer.Option(
-                help="Emotion model: fast (default; ~1,500 faces/s on 2 cores, 67.7% FER2013), accurate (GPU-trained, 73.3%, ~12x slower) "
+                help="Emotion model: fast (default; ~1,400 faces/s on 2 cores, 67.7% FER2013), accurate (GPU-trained, 73.3%, ~17x slower) "
                 "or a .tflite/.keras path."
             ),
         ],

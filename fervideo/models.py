@@ -5,8 +5,8 @@ package ``fervideo._models`` (see ``pyproject.toml``), so ``pip install .`` carr
 environment variable ``FERVIDEO_MODEL`` overrides the default.
 
 Two tiers ship, chosen with ``--model fast|accurate`` (or a path): ``fast`` is the 461k-parameter
-network trained on 2 CPU cores (~1,500 faces/s there), ``accurate`` the 10.5M-parameter
-``vgg_lite_w96`` trained on a GPU (+5.6 points on PrivateTest at ~1/12 of the speed): see the model card.
+network trained on 2 CPU cores (~1,400 faces/s there), ``accurate`` the 10.5M-parameter
+``vgg_lite_w96`` trained on a GPU (+5.6 points on PrivateTest at ~1/17 of the speed): see the model cards.
 """
 
 from __future__ import annotations
