@@ -349,3 +349,24 @@ def test_markers_select_a_fast_subset_and_a_fresh_clone_subset() -> None:
     assert not any("test_train_and_evaluate_npz" in t or "killed_mid_file" in t or "test_ray_" in t for t in fast)
     fresh = collected("not shared")
     assert not any("test_shared_clip_timeline" in t or "test_evaluate_reproduces_model_card" in t for t in fresh)
+
+
+# ------------------------------------------------------------------ 7. a face that returns keeps its id
+
+
+def test_returning_face_keeps_its_id_in_timeline_and_summary(tmp_path: Path) -> None:
+    """One person looks away (no face for 2 s) and comes back at the same place: one id, in the
+    timeline and in batch's summary.csv (it was 2 before re-identification)."""
+    import numpy as np
+
+    face = sample_frames(1, start=10)[0]
+    blank = np.full_like(face, 90)
+    d = tmp_path / "in"
+    d.mkdir()
+    write_video(d / "away.mp4", [face] * 25 + [blank] * 50 + [face] * 25, fps=25)
+    out = tmp_path / "out"
+    run_cli("batch", str(d), "--out", str(out), "-q", check=True)
+    df = pd.read_csv(out / "away.mp4.csv", dtype={"face_id": "Int64"})
+    assert df["face_id"].dropna().unique().tolist() == [0]
+    assert df["face_id"].notna().sum() == 50
+    assert int(pd.read_csv(out / "summary.csv")["face_ids"].iloc[0]) == 1
