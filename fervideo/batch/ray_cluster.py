@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from fervideo.batch.options import BatchOptions, Job
-from fervideo.batch.supervisor import CRASHED, POLL_S
+from fervideo.batch.supervisor import CRASHED, POLL_S, clean_job, error_row
 from fervideo.errors import MissingExtraError, UsageError, check_interrupted
-from fervideo.files import remove_partials
 from fervideo.pipeline import Options
 
 log = logging.getLogger(__name__)
@@ -86,14 +85,8 @@ class RaySupervisor:
         remote = self.ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=-1, max_task_retries=0)(FileActor)
         self.actors = [remote.remote(options) for _ in range(count)]
 
-    @staticmethod
-    def _clean(job: Job) -> None:
-        for target in job[1].values():
-            remove_partials(target)
-
-    def _error(self, job: Job, message: str) -> dict[str, Any]:
-        self._clean(job)
-        return {"input": str(job[0]), "status": "error", "message": message}
+    _clean = staticmethod(clean_job)
+    _error = staticmethod(error_row)
 
     def rows(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
         ray = self.ray

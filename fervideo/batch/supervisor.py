@@ -57,6 +57,18 @@ def kill_workers(workers: list[mp.process.BaseProcess]) -> None:
         w.join(timeout=10)
 
 
+def clean_job(job: Job) -> None:
+    """Remove the temporary outputs a stopped or killed worker left for this job."""
+    for target in job[1].values():
+        remove_partials(target)
+
+
+def error_row(job: Job, message: str) -> dict[str, Any]:
+    """The summary row of a job that did not finish (its temporary outputs removed)."""
+    clean_job(job)
+    return {"input": str(job[0]), "status": "error", "message": message}
+
+
 class Supervisor:
     """Yields one summary row per job (:meth:`rows`), whatever happens to the workers."""
 
@@ -73,14 +85,8 @@ class Supervisor:
     def _submit(self, pool: cf.ProcessPoolExecutor, job: Job) -> cf.Future[dict[str, Any]]:
         return pool.submit(process_one, *job, self.bo)
 
-    @staticmethod
-    def _clean(job: Job) -> None:
-        for target in job[1].values():
-            remove_partials(target)
-
-    def _error(self, job: Job, message: str) -> dict[str, Any]:
-        self._clean(job)
-        return {"input": str(job[0]), "status": "error", "message": message}
+    _clean = staticmethod(clean_job)
+    _error = staticmethod(error_row)
 
     def _late(self, start: float) -> bool:
         return self.bo.file_timeout_s > 0 and time.monotonic() - start > self.bo.file_timeout_s

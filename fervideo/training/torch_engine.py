@@ -37,7 +37,7 @@ import numpy as np
 from fervideo.errors import ModelError, UsageError
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
-from fervideo.training.train import BEST, LOG, STATE, TrainConfig, class_weights, load_teacher_probs
+from fervideo.training.train import BEST, LOG, STATE, TrainConfig, class_weights, float32_model, load_teacher_probs, training_splits
 
 LAST_PT = "last.pt"
 BEST_PT = "best.pt"
@@ -109,16 +109,7 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
     width = vgg_width(config.arch)
     dataset = fer_data.load(config.data)
     soft_all = load_teacher_probs(config.teacher_probs, dataset, config.teacher_temperature) if config.teacher_probs else None
-    if dataset.layout == "npz" and not config.data_sha256:
-        config.data_sha256 = fer_data.sha256_of(Path(config.data))
-    if config.limit:
-        dataset = dataset.subset(config.limit, seed=config.seed)
-    x_train, y_train = dataset.split("train")
-    x_val, y_val = dataset.split("public")
-    if len(x_train) == 0 or len(x_val) == 0:
-        from fervideo.errors import DataFormatError
-
-        raise DataFormatError(config.data, "needs faces in both the Training and PublicTest splits")
+    dataset, (x_train, y_train), (x_val, y_val) = training_splits(config, dataset)
     out.mkdir(parents=True, exist_ok=True)
     (out / STATE).write_text(json.dumps(asdict(config), indent=2))
 
@@ -217,7 +208,7 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
         print(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} val_acc {val_acc:.4f} ({row['epoch_time_s']} s)")
         if since_best >= config.patience:
             break
-    return export_best(out, width, x_val[:512, :, :, 0])
+    return export_best(out, config.arch, x_val[:512, :, :, 0])
 
 
 def _evaluate(torch: Any, model: Any, x: Any, y: Any) -> tuple[float, float]:
@@ -241,7 +232,7 @@ def _write_log(out: Path, log: list[dict[str, str]]) -> None:
     tmp.replace(out / LOG)
 
 
-def export_best(out: Path, width: int, faces: np.ndarray) -> Path:
+def export_best(out: Path, arch: str, faces: np.ndarray) -> Path:
     """``best.pt`` -> ``best.keras`` (the Keras ``vgg_lite(width)`` with the same weights), checked
     to agree within 1e-4 on ``faces``; without Keras installed, ``best.pt`` is the result."""
     from fervideo.emotions.torch_net import build_vgg_lite, import_torch, keras_weights
@@ -250,21 +241,15 @@ def export_best(out: Path, width: int, faces: np.ndarray) -> Path:
     if not (out / BEST_PT).exists():
         return out / BEST_PT
     try:
-        from fervideo.emotions.architectures import import_keras, vgg_lite
+        from fervideo.emotions.architectures import import_keras
 
-        keras = import_keras()
+        import_keras()
     except UsageError:
         return out / BEST_PT
-    net = build_vgg_lite(width)
+    net = build_vgg_lite(vgg_width(arch))
     net.load_state_dict(torch.load(out / BEST_PT, map_location="cpu", weights_only=False)["model"])
     net.eval()
-    prev = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        model = vgg_lite(width)
-    finally:
-        keras.config.set_dtype_policy(prev)
-    model.set_weights(keras_weights(net))
+    model = float32_model(arch, keras_weights(net))
     x = faces.astype(np.float32)
     with torch.inference_mode():
         ref = torch.softmax(net(torch.from_numpy(x)[:, None]), 1).numpy()

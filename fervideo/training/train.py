@@ -104,6 +104,12 @@ def _pick_precision(requested: str) -> str:
 
 def float32_copy(core: Any, arch: str) -> Any:
     """Re-build ``arch`` under the float32 policy and give it ``core``'s weights."""
+    return float32_model(arch, core.get_weights())
+
+
+def float32_model(arch: str, weights: list[np.ndarray]) -> Any:
+    """``arch`` built under the float32 policy (whatever policy training used) with ``weights``:
+    what is saved as ``best.keras`` by both engines."""
     from fervideo.emotions.architectures import build, import_keras
 
     keras = import_keras()
@@ -113,7 +119,7 @@ def float32_copy(core: Any, arch: str) -> Any:
         model = build(arch)
     finally:
         keras.config.set_dtype_policy(prev)
-    model.set_weights(core.get_weights())
+    model.set_weights(weights)
     return model
 
 
@@ -169,16 +175,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     precision = _pick_precision(config.precision)
     keras.config.set_dtype_policy(precision)
 
-    if dataset.layout == "npz" and not config.data_sha256:
-        config.data_sha256 = fer_data.sha256_of(Path(config.data))
-    if config.limit:
-        dataset = dataset.subset(config.limit, seed=config.seed)
-    x_train, y_train = dataset.split("train")
-    x_val, y_val = dataset.split("public")
-    if len(x_train) == 0 or len(x_val) == 0:
-        from fervideo.errors import DataFormatError
-
-        raise DataFormatError(config.data, "needs faces in both the Training and PublicTest splits")
+    dataset, (x_train, y_train), (x_val, y_val) = training_splits(config, dataset)
     state_path.write_text(json.dumps(asdict(config), indent=2))
 
     n_classes = len(EMOTIONS)
@@ -232,6 +229,21 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
         verbose=verbose,
     )
     return out / BEST
+
+
+def training_splits(config: TrainConfig, dataset: fer_data.FerData) -> tuple[fer_data.FerData, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The data a run trains on (both engines): records the data file's hash on the config, applies
+    ``--limit``, and returns the (possibly subset) data with its Training and PublicTest splits."""
+    if dataset.layout == "npz" and not config.data_sha256:
+        config.data_sha256 = fer_data.sha256_of(Path(config.data))
+    if config.limit:
+        dataset = dataset.subset(config.limit, seed=config.seed)
+    train, public = dataset.split("train"), dataset.split("public")
+    if len(train[0]) == 0 or len(public[0]) == 0:
+        from fervideo.errors import DataFormatError
+
+        raise DataFormatError(config.data, "needs faces in both the Training and PublicTest splits")
+    return dataset, train, public
 
 
 def _load_weights_into(core: Any, path: str) -> None:
