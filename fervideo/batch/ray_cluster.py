@@ -28,7 +28,8 @@ from fervideo.errors import MissingExtraError, UsageError, check_interrupted
 from fervideo.pipeline import Options
 
 log = logging.getLogger(__name__)
-RERUN = "a worker died while this file was in progress; it was re-run on another"
+RERUN = "a worker died while this file was in progress; it was re-run"
+REVIVE_TRIES = 120  # pings 0.5 s apart: how long a restarting actor may take (a model load, a new node)
 
 
 def import_ray() -> Any:
@@ -93,21 +94,53 @@ class RaySupervisor:
         todo: deque[tuple[Job, int]] = deque((job, 0) for job in jobs)
         idle = list(self.actors)
         running: dict[Any, tuple[Job, int, Any, float]] = {}  # ref -> (job, attempt, actor, start)
+        # An actor that died is not given work until it answers again: calls made while Ray is
+        # restarting it can fail too, which would count a file killed once as killed twice.
+        pings: dict[Any, tuple[Any, int]] = {}  # ping ref -> (actor, tries)
+        waiting: list[tuple[float, Any, int]] = []  # (not before, actor, tries): pings to send
         timed_out: set[Any] = set()
+
+        def revive(actor: Any, tries: int) -> None:
+            if tries < REVIVE_TRIES:
+                waiting.append((time.monotonic() + (0.5 if tries else 0.0), actor, tries))
+            else:
+                log.warning("a Ray worker did not come back after %d s; going on without it", int(REVIVE_TRIES * 0.5))
+
         try:
             while todo or running:
+                now = time.monotonic()
+                for item in [w for w in waiting if w[0] <= now]:
+                    waiting.remove(item)
+                    pings[item[1].pid.remote()] = (item[1], item[2] + 1)
                 while todo and idle:
                     (job, attempt), actor = todo.popleft(), idle.pop()
                     ref = actor.run.remote(*job, self.bo)
                     running[ref] = (job, attempt, actor, time.monotonic())
-                done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                if todo and not (idle or running or pings or waiting):
+                    while todo:  # every worker is gone for good
+                        yield self._error(todo.popleft()[0], "no Ray worker left to run this file")
+                    break
+                refs = list(running) + list(pings)
+                if refs:
+                    done, _ = ray.wait(refs, num_returns=1, timeout=POLL_S)
+                else:  # only restarting workers, their next ping not due yet
+                    done = []
+                    time.sleep(POLL_S)
                 check_interrupted()
                 for ref in done:
+                    if ref in pings:
+                        actor, tries = pings.pop(ref)
+                        try:
+                            ray.get(ref)
+                            idle.append(actor)
+                        except ray.exceptions.RayActorError:
+                            revive(actor, tries)
+                        continue
                     job, attempt, actor, _ = running.pop(ref)
-                    idle.append(actor)
                     try:
                         row = ray.get(ref)
                     except ray.exceptions.RayActorError:
+                        revive(actor, 0)
                         if ref in timed_out:
                             yield self._error(job, f"did not finish within --file-timeout {self.bo.file_timeout_s:g} s (stopped)")
                         elif attempt == 0:
@@ -118,8 +151,10 @@ class RaySupervisor:
                             yield self._error(job, CRASHED)
                         continue
                     except ray.exceptions.RayTaskError as e:  # an unexpected exception inside the task
+                        idle.append(actor)
                         yield self._error(job, f"{type(e.cause).__name__}: {e.cause}")
                         continue
+                    idle.append(actor)
                     if attempt:
                         row["message"] = "; ".join(m for m in (row["message"], RERUN) if m)
                     yield row
