@@ -8,6 +8,7 @@ leftovers can be found and removed). Used by every stage that writes (outputs, t
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,15 @@ def check_input_file(path: str | Path) -> Path:
     if not os.access(p, os.R_OK):
         raise InputError(p, "file is not readable (permission denied)")
     return p
+
+def sha256_of(path: str | Path) -> str:
+    """Files are identified by content, not name: model cards (the data), batch resume (the models)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 @contextmanager
 def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Path]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fervideo.emotions.classifier import DEVICES, TTA_MODES, EmotionClassifier, make_classifier
+from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier, check_device, make_classifier
 from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import create_detector, crop_face
 from fervideo.files import atomic_output
@@ -37,13 +37,7 @@ from fervideo.types import Face, FrameResult, VideoInfo
 from fervideo.video import FrameReader, VideoWriter
 
 _END = object()
-
-
 log = logging.getLogger(__name__)
-
-
-def _notice(line: str) -> None:
-    log.info("%s", line)
 QUEUE_BYTES = 48 * 1024 * 1024
 
 
@@ -75,8 +69,7 @@ class Options:
             raise UsageError(None, "--smooth must be 0 (off) or a positive number of seconds")
         if self.tta not in TTA_MODES:
             raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)}")
-        if self.device not in DEVICES:
-            raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {self.device!r})")
+        check_device(self.device)
         if self.min_face < 0:
             raise UsageError(None, "--min-face must be 0 or more pixels")
 
@@ -107,7 +100,7 @@ class Analyzer:
         self.options = options
         self._local = threading.local()
         self._local.detector = self._new_detector()  # fail fast on a bad detector model
-        self.classifier = make_classifier(options.model, options.batch_size, options.tta, options.device, notice=_notice)
+        self.classifier = make_classifier(options.model, options.batch_size, options.tta, options.device, notice=log.info)
         # A GPU is fed faces from many frames per call: a classification window of 8 frames and
         # 32 faces suits the CPU, where per-face cost is flat in the batch size; on a GPU it is not.
         self.on_gpu = not isinstance(self.classifier, EmotionClassifier)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier
+from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
 from fervideo.models import ACCURATE_KERAS, ACCURATE_MODEL
 from fervideo.training import data as fer_data
@@ -89,7 +90,7 @@ def main() -> None:
         "provenance": args.provenance,
         "architecture": model.name,
         "parameters": int(model.count_params()),
-        "data_sha256": fer_data.sha256_of(args.data) if args.data.suffix == ".npz" else "",
+        "data_sha256": sha256_of(args.data) if args.data.suffix == ".npz" else "",
         "accuracy": {k: v["accuracy"] for k, v in results.items()},
         "private_macro_f1": results["private_off"]["macro_f1"],
         "private_recall": dict(zip(EMOTIONS, results["private_off"]["recall"])),

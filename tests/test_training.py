@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import FER_NPZ, ROOT, need_fer_npz, run_cli
 
+from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
 
@@ -34,7 +35,7 @@ def test_train_and_evaluate_npz(tmp_path: Path) -> None:
     for f in ("best.keras", "last.keras", "model.tflite", "state.json"):
         assert (run / f).is_file(), f
     state = json.loads((run / "state.json").read_text())
-    assert state["data_sha256"] == fer_data.sha256_of(FER_NPZ)
+    assert state["data_sha256"] == sha256_of(FER_NPZ)
     # --resume continues from the checkpoint: one more epoch, log grows to 4 rows.
     proc = run_cli("train", "--data", str(FER_NPZ), "--epochs", "4", "--out", str(run), "--resume", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -168,14 +168,21 @@ def load_keras_model(path: str | Path) -> Any:
 DEVICES = ("cpu", "gpu", "auto", "torch-cpu")
 
 
+def check_device(device: str) -> None:
+    """One check for ``--device``, used by the CLI's option validation and by direct library calls."""
+    from fervideo.errors import UsageError
+
+    if device not in DEVICES:
+        raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {device!r})")
+
+
 def make_classifier(model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None) -> Any:
     """The classifier for ``--device``: TFLite on the CPU ("cpu"), PyTorch on a CUDA GPU ("gpu"),
     the GPU when one is usable else the CPU with one notice ("auto"), or the GPU code path run on
     the CPU ("torch-cpu": how CPU-only machines test it). ``notice`` receives the fallback line."""
     from fervideo.errors import UsageError
 
-    if device not in DEVICES:
-        raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {device!r})")
+    check_device(device)
     if device == "cpu":
         return EmotionClassifier(model, batch_size=batch_size, tta=tta)
     from fervideo.emotions import torch_net

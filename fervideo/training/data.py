@@ -13,7 +13,6 @@ care which layout they got.
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,15 +57,6 @@ class FerData:
             keep.append(idx)
         k = np.concatenate(keep)
         return FerData(self.images[k], self.labels[k], self.usage[k], self.source, self.layout, self.rows[k])
-
-
-def sha256_of(path: Path) -> str:
-    """Data files are identified on the model card by content hash, not by name."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load(path: str | Path) -> FerData:

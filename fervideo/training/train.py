@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
 
@@ -235,7 +236,7 @@ def training_splits(config: TrainConfig, dataset: fer_data.FerData) -> tuple[fer
     """The data a run trains on (both engines): records the data file's hash on the config, applies
     ``--limit``, and returns the (possibly subset) data with its Training and PublicTest splits."""
     if dataset.layout == "npz" and not config.data_sha256:
-        config.data_sha256 = fer_data.sha256_of(Path(config.data))
+        config.data_sha256 = sha256_of(Path(config.data))
     if config.limit:
         dataset = dataset.subset(config.limit, seed=config.seed)
     train, public = dataset.split("train"), dataset.split("public")
