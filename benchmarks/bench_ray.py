@@ -4,7 +4,8 @@
 
 A folder of ``--files`` copies of the bundled ``two_astronauts.mp4`` (50 frames, two faces) is
 processed by ``run_batch`` locally (``--jobs 1`` and ``--jobs 2``) and on a local Ray cluster with
-``--cpus`` CPUs (actors = CPUs); the cluster's start-up is timed apart (a real cluster is started once
+``--cpus`` CPUs (actors = CPUs), each Ray and ``--jobs 2`` run also with a ``file://`` URL as output
+(the fsspec path: staging, upload under a temporary name, move); the cluster's start-up is timed apart (a real cluster is started once
 for many batches). Per-file cost is the slope between a folder of N files and one of 3N, fixed cost the intercept
 (worker start-up and model loading for local workers and Ray actors alike).
 Each figure is the best of 2 runs; outputs are checked to be identical.
@@ -26,12 +27,12 @@ from fervideo.pipeline import Options
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def timed(src: Path, out: Path, jobs: int, ray: str | None) -> float:
+def timed(src: Path, out: Path, jobs: int, ray: str | None, url: bool = False) -> float:
     best = float("inf")
     for _ in range(2):
         shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
-        res = run_batch(src, out, Options(), BatchOptions(jobs=jobs, quiet=True), ray_address=ray)
+        res = run_batch(src, out.as_uri() if url else out, Options(), BatchOptions(jobs=jobs, quiet=True), ray_address=ray)
         best = min(best, time.perf_counter() - t)
         assert not res.failed, res.failed
     return best
@@ -55,18 +56,23 @@ def main() -> None:
         connect("local", num_cpus=args.cpus)
         startup = time.perf_counter() - t
         runs = {
-            "local --jobs 1": (1, None),
-            "local --jobs 2": (2, None),
-            f"ray, {args.cpus} actors": (args.cpus, "local"),
+            "local --jobs 1": (1, None, False),
+            "local --jobs 2": (2, None, False),
+            "local -j 2, URL": (2, None, True),  # --out file://...: staging + upload + move per output
+            f"ray, {args.cpus} actors": (args.cpus, "local", False),
+            f"ray, {args.cpus}, URL": (args.cpus, "local", True),
         }
-        for label, (jobs, ray) in runs.items():
-            t_small, t_large = (timed(tmp / f"in{n}", tmp / f"out-{label}-{n}", jobs, ray) for n in sizes)
+        for label, (jobs, ray, url) in runs.items():
+            t_small, t_large = (timed(tmp / f"in{n}", tmp / f"out-{label}-{n}", jobs, ray, url) for n in sizes)
             per_file = (t_large - t_small) / (sizes[1] - sizes[0])
             fixed = t_small - per_file * sizes[0]
             print(f"{label:<16} {sizes[1] / t_large:5.2f} files/s on {sizes[1]} files; per file {per_file * 1000:5.0f} ms, fixed {fixed:5.1f} s a run")
-        a, b = tmp / "out-local --jobs 1-8", tmp / f"out-ray, {args.cpus} actors-8"
-        same = sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
-        same = same and all((a / p.name).read_bytes() == p.read_bytes() for p in b.iterdir())
+        a = tmp / f"out-local --jobs 1-{sizes[0]}"
+        same = True
+        for other in ("local -j 2, URL", f"ray, {args.cpus} actors", f"ray, {args.cpus}, URL"):
+            b = tmp / f"out-{other}-{sizes[0]}"
+            same = same and sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+            same = same and all((a / p.name).read_bytes() == p.read_bytes() for p in b.iterdir())
         print(f"Ray cluster start-up (once per cluster, not per batch): {startup:.1f} s; outputs identical to local: {same}")
 
 

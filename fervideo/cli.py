@@ -283,7 +283,16 @@ def timeline(
 @analysis_options(*VIDEO_OPTIONS, "stride")
 def batch(
     directory: Annotated[Path, typer.Argument(help="Folder of videos.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="OUT",
+            help="Output folder (created if missing), or an fsspec URL such as s3://bucket/prefix (the remote extra, plus the "
+            "filesystem's package, e.g. s3fs; credentials from the environment).",
+        ),
+    ],
     annotate: Annotated[bool, typer.Option("--annotate", help="Also write OUT/<name>.annotated.mp4 per video.")] = False,
     plots: Annotated[bool, typer.Option("--plots", help="Also write OUT/<name>.png timeline plots.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
@@ -300,7 +309,7 @@ def batch(
             "--ray",
             metavar="ADDRESS",
             help="Run the files on a Ray cluster (the ray extra): local (start one on this machine), auto (the cluster 'ray start' runs here) "
-            "or ray://HOST:10001. OUT must be a path every node sees.",
+            "or ray://HOST:10001. OUT must be a path every node sees, or a URL.",
         ),
     ] = None,
     quiet: Quiet = False,

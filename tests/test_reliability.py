@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Collection
 from fractions import Fraction
@@ -358,16 +359,17 @@ def _three_file_batch(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("jobs", "kills"), [("1", 1), ("1", 9), ("2", 9)])
-def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("jobs", "kills", "url"), [("1", 1, False), ("1", 9, False), ("2", 9, False), ("2", 1, True)])
+def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, url: bool, tmp_path: Path) -> None:
     """The kernel's out-of-memory killer (or a decoder segfault) takes down the process working on
     one file. Killed once, the file is re-run alone and gets its result; killed every time it runs
     (a file that crashes its decoder), it is an error row with its temporary outputs removed. Either
-    way the other files are processed and the batch ends normally."""
+    way the other files are processed and the batch ends normally. With a URL as --out (file://
+    here), the killed worker's local staging folder is swept by the next worker."""
     d = _three_file_batch(tmp_path)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--quiet", "--annotate", "--jobs", jobs],
+        [sys.executable, "-m", "fervideo", "batch", str(d), "--out", out.as_uri() if url else str(out), "--quiet", "--annotate", "--jobs", jobs],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -399,6 +401,8 @@ def test_batch_survives_a_worker_killed_mid_file(jobs: str, kills: int, tmp_path
         assert s.loc[str(d / "a_long.mp4"), "status"] == "error"
         assert "worker process died" in s.loc[str(d / "a_long.mp4"), "message"]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+    stages = [p.name for p in Path(tempfile.gettempdir()).glob("fervideo-stage-*") if int(p.name.split("-")[2]) in killed]
+    assert stages == [], "a killed worker's staging folder was left"
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fervideo.batch.options import BatchOptions
+from fervideo.batch.store import Target, join
 from fervideo.video import VIDEO_EXTENSIONS
 
 _MAGIC = (
@@ -54,20 +55,18 @@ def find_videos(directory: Path, recursive: bool, exclude: Path | None = None) -
     return out
 
 
-def outputs_for(video: Path, directory: Path, out: Path, bo: BatchOptions) -> dict[str, Path]:
-    """Output paths of one input, mirroring its place under ``directory`` inside ``out``."""
-    rel = video.relative_to(directory)
-    base = out / rel.parent / rel.name
-    paths = {"timeline": base.with_name(f"{rel.name}.{bo.fmt}")}
+def outputs_for(video: Path, directory: Path, out: Target, bo: BatchOptions) -> dict[str, Target]:
+    """Output targets of one input, mirroring its place under ``directory`` inside ``out``."""
+    base = video.relative_to(directory).as_posix()
+    paths = {"timeline": join(out, f"{base}.{bo.fmt}")}
     if bo.annotate:
-        paths["annotated"] = base.with_name(f"{rel.name}.annotated.mp4")
+        paths["annotated"] = join(out, f"{base}.annotated.mp4")
     if bo.plots:
-        paths["plot"] = base.with_name(f"{rel.name}.png")
+        paths["plot"] = join(out, f"{base}.png")
     return paths
 
 
-def nested_video_folders(directory: Path, out: Path) -> list[Path]:
-    """Sub-folders holding videos, for the hint a non-recursive run gives (they are not analysed)."""
-    return [
-        p for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".") and p.resolve() != out.resolve() and find_videos(p, True)
-    ]
+def nested_video_folders(directory: Path, out: Path | None) -> list[Path]:
+    """Sub-folders holding videos, for the hint a non-recursive run gives (they are not analysed);
+    ``out``: the local output folder, if there is one, which is no input."""
+    return [p for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".") and p.resolve() != out and find_videos(p, True)]

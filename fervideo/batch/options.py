@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# One file's work: the input, its output paths by kind, and whether it is skipped (up to date).
-Job = tuple[Path, dict[str, Path], bool]
+# One file's work: the input, its output targets by kind (local paths, or URLs: see .store), and
+# whether it is skipped (up to date).
+Job = tuple[Path, dict[str, Path | str], bool]
 
 
 @dataclass

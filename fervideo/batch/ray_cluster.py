@@ -9,8 +9,10 @@ a cluster run writes byte for byte what a local run writes.
 Worker loss: an actor that dies mid-file (its node lost, the out-of-memory killer) is restarted by
 Ray; the file is re-queued once on a live actor and, if it takes its actor down again, becomes an
 error row with its temporary outputs removed. ``--file-timeout`` kills the actor running a late
-file (Ray restarts it) and records an error row. Outputs must go to a path every node sees (a
-shared filesystem: NFS, a mounted bucket); files are not chunked (a long file is one task).
+file (Ray restarts it) and records an error row. Outputs go to a path every node sees (a shared
+filesystem) or to an fsspec URL that every node can reach (:mod:`.store`). Files are not chunked (a
+long file is one task): face ids and smoothing carry state across frames, so chunks could not give
+the byte-identical timeline of one pass.
 """
 
 from __future__ import annotations

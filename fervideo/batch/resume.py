@@ -4,26 +4,28 @@ An input is skipped when all its outputs exist, are newer than it, and were made
 options and model: a sidecar ``<name>.run.json`` beside the timeline records them (written last, so
 a kill between the outputs and it only costs a redo). A run with other options or another model
 redoes the file instead of passing off old results as new; ``--overwrite`` redoes everything.
-Outputs are renamed into place only when complete, so existence means complete.
+Outputs are renamed into place only when complete, so existence means complete. The same holds for
+outputs sent to a URL (:mod:`.store`): each is uploaded under a temporary name and then moved.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
-from fervideo.files import atomic_output
+from fervideo.batch.store import Target
+from fervideo.files import sha256_of
 from fervideo.models import resolve_model
 from fervideo.pipeline import Options
 
 
-def sidecar_for(outputs: dict[str, Path]) -> Path:
+def sidecar_for(outputs: dict[str, Target]) -> Target:
     """``<timeline>.run.json``: the options and model contents that made this input's outputs."""
-    t = outputs["timeline"]
-    return t.with_name(t.name + ".run.json")
+    return store.with_suffix_added(outputs["timeline"], ".run.json")
 
 
 def run_settings(options: Options, bo: BatchOptions) -> dict[str, Any]:
@@ -61,29 +63,30 @@ _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 def _sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
+    if key not in _SHA_CACHE:  # hashed once per run, not once per input file
+        _SHA_CACHE[key] = sha256_of(path)
     return _SHA_CACHE[key]
 
 
-def resume_state(video: Path, outputs: dict[str, Path], settings: dict[str, Any]) -> str:
+def resume_state(
+    video: Path, outputs: dict[str, Target], settings: dict[str, Any], modified: Callable[[Target], float | None] = store.modified
+) -> str:
     """"missing" (no complete outputs, or older than the input), "changed" (made with other options
-    or another model, or by a version that kept no record) or "same" (safe to skip)."""
+    or another model, or by a version that kept no record) or "same" (safe to skip). ``modified``:
+    the outputs' times (:func:`.store.modified_times` lists a bucket once for all inputs)."""
     mtime = video.stat().st_mtime
-    if not all(p.exists() and p.stat().st_mtime >= mtime for p in outputs.values()):
-        return "missing"
+    for target in outputs.values():
+        made = modified(target)
+        if made is None or made < mtime:
+            return "missing"
     try:
-        recorded = json.loads(sidecar_for(outputs).read_text())
+        recorded = json.loads(store.read_text(sidecar_for(outputs)))
     except (OSError, ValueError):
         return "changed"
     return "same" if recorded == settings else "changed"
 
 
-def write_sidecar(outputs: dict[str, Path], settings: dict[str, Any]) -> None:
+def write_sidecar(outputs: dict[str, Target], settings: dict[str, Any]) -> None:
     """Record what made these outputs; written after them, so its presence means they are complete."""
-    with atomic_output(sidecar_for(outputs)) as tmp:
+    with store.publishing(sidecar_for(outputs)) as tmp:
         tmp.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")

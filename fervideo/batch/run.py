@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fervideo.batch import store
 from fervideo.batch.discovery import find_videos, nested_video_folders, outputs_for
 from fervideo.batch.options import BatchOptions, Job
 from fervideo.batch.resume import resume_state, run_settings
 from fervideo.batch.supervisor import Supervisor
-from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, OutputError, UsageError
+from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, UsageError
 from fervideo.outputs import write_summary
 from fervideo.pipeline import Analyzer, Options
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 class BatchResult:
     """What a batch run did: one summary row per input, and where the summary is."""
 
-    summary: Path
+    summary: Path | str  # a local path, or the URL it was uploaded to
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -43,7 +44,7 @@ class BatchResult:
         return EXIT_SOME_FAILED if self.failed else EXIT_OK
 
 
-def plan(directory: Path, out: Path, options: Options, bo: BatchOptions) -> list[Job]:
+def plan(directory: Path, out: store.Target, options: Options, bo: BatchOptions) -> list[Job]:
     """Check the inputs and the output folder, and decide per video: run or skip (resume)."""
     directory = Path(directory)
     if not directory.exists():
@@ -58,28 +59,28 @@ def plan(directory: Path, out: Path, options: Options, bo: BatchOptions) -> list
     # Load the models here once before starting workers: a bad --model is one error line and exit 4
     # (and no output folder), not a worker traceback per process.
     Analyzer(options).close()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(out, f"cannot create output folder ({e.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise OutputError(out, "output folder cannot be written (permission denied)")
-    videos = find_videos(directory, bo.recursive, exclude=out.resolve())
+    store.prepare(out)
+    out_here = store.local_root(out)
+    videos = find_videos(directory, bo.recursive, exclude=out_here)
     if not videos:
         raise InputError(directory, "no video files found" + ("" if bo.recursive else " (try --recursive)"))
     if not bo.recursive:
-        nested = nested_video_folders(directory, out)
+        nested = nested_video_folders(directory, out_here)
         if nested:
             names = ", ".join(p.name + "/" for p in nested[:3]) + (" ..." if len(nested) > 3 else "")
             log.info("sub-folders %s hold videos too; add --recursive to include them", names)
     bo.settings = run_settings(options, bo)
-    jobs: list[Job] = []
-    states = {"same": 0, "changed": 0, "missing": 0}
-    for v in videos:
-        outs = outputs_for(v, directory, out, bo)
-        state = "missing" if bo.overwrite else resume_state(v, outs, bo.settings)
-        states[state] += 1
-        jobs.append((v, outs, state == "same"))
+    settings = bo.settings
+    outs = [outputs_for(v, directory, out, bo) for v in videos]
+    if bo.overwrite:
+        found = ["missing"] * len(videos)
+    else:
+        modified = store.modified_times(out)
+        # A bucket answers in tens of ms per request: its run records are read in parallel.
+        with ThreadPoolExecutor(16 if store.is_url(out) else 1) as pool:
+            found = list(pool.map(lambda vo: resume_state(vo[0], vo[1], settings, modified), zip(videos, outs, strict=True)))
+    jobs: list[Job] = [(v, o, state == "same") for v, o, state in zip(videos, outs, found, strict=True)]
+    states = {s: found.count(s) for s in ("same", "changed", "missing")}
     if states["same"] or states["changed"]:
         log.info(
             "resuming in %s: %d file(s) up to date with the same options and model (skipped), %d made with other options or another model (redone), %d new",
@@ -140,11 +141,13 @@ class _Progress:
             self.queue.close()
 
 
-def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
-    """Process every video under ``directory`` into ``out``; never stops on a bad file. With
-    ``ray_address``, the files run on a Ray cluster (:mod:`.ray_cluster`) instead of local workers."""
-    jobs = plan(Path(directory), Path(out), options, bo)
-    result = BatchResult(Path(out) / "summary.csv")
+def run_batch(directory: Path, out: str | Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
+    """Process every video under ``directory`` into ``out`` (a folder, or an fsspec URL: see
+    :mod:`.store`); never stops on a bad file. With ``ray_address``, the files run on a Ray
+    cluster (:mod:`.ray_cluster`) instead of local workers."""
+    root = store.out_root(out)
+    jobs = plan(Path(directory), root, options, bo)
+    result = BatchResult(store.join(root, "summary.csv"))
     progress = _Progress(len(jobs), bo.quiet, frames=ray_address is None)  # cluster workers send no frame counts
     if ray_address is not None:
         from fervideo.batch.ray_cluster import RaySupervisor
@@ -155,7 +158,8 @@ def run_batch(directory: Path, out: Path, options: Options, bo: BatchOptions, ra
     try:
         for row in rows:
             result.rows.append(row)
-            write_summary(result.rows, result.summary)
+            with store.publishing(result.summary) as tmp:
+                write_summary(result.rows, tmp)
             if row["status"] == "ok" and row["message"] and not row["message"].startswith("up to date"):
                 # Warnings (a video that ends early, a re-run after a crash) on the terminal too,
                 # not only in summary.csv.

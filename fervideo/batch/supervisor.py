@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from fervideo.batch import store
 from fervideo.batch.options import BatchOptions, Job
 from fervideo.batch.worker import init_worker, process_one
 from fervideo.errors import check_interrupted
-from fervideo.files import remove_partials
 from fervideo.pipeline import Options
 
 CRASHED = "the worker process died on this file twice (a decoder crash, or killed: out of memory?); the batch went on"
@@ -60,7 +60,7 @@ def kill_workers(workers: list[mp.process.BaseProcess]) -> None:
 def clean_job(job: Job) -> None:
     """Remove the temporary outputs a stopped or killed worker left for this job."""
     for target in job[1].values():
-        remove_partials(target)
+        store.remove_partials(target)
 
 
 def error_row(job: Job, message: str) -> dict[str, Any]:

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
 from fervideo.batch.resume import write_sidecar
+from fervideo.batch.store import Target
 from fervideo.errors import INTERRUPTED, FervideoError, check_interrupted
 from fervideo.logs import to_terminal
 from fervideo.outputs import plot_timeline, read_timeline, summarise
@@ -44,6 +46,7 @@ def init_worker(options: Options, progress: Any = None, handle_signals: bool = T
         signal.signal(signal.SIGINT, _worker_signal)
         signal.signal(signal.SIGTERM, _worker_signal)
     to_terminal(logging.WARNING)  # the parent has shown the notes (it loaded the same models first)
+    store.sweep_stages()  # what a killed worker on this machine left while uploading to a URL
     _worker_analyzer = Analyzer(options)
     _worker_progress = progress
     if progress is not None:
@@ -80,33 +83,38 @@ class _FrameTicker:
                 pass
 
 
-def process_one(video: Path, outputs: dict[str, Path], skip: bool, bo: BatchOptions) -> dict[str, Any]:
+def process_one(video: Path, outputs: dict[str, Target], skip: bool, bo: BatchOptions) -> dict[str, Any]:
     """Process one file in a worker and return its summary row; never raises for input errors."""
     row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
     try:
         check_interrupted()
         if skip:
             row["message"] = "up to date (skipped; --overwrite to redo)"
-        else:
-            assert _worker_analyzer is not None
+            with store.fetched(outputs["timeline"]) as timeline:
+                row.update(summarise(read_timeline(timeline)))
+            return row
+        assert _worker_analyzer is not None
+        # Written locally (in place for a local --out, in a staging folder for a URL, uploaded
+        # when all are complete), then the run record last.
+        with store.staged(outputs) as local:
             ticker = _FrameTicker(video)
             report = process_video(
                 video,
                 _worker_analyzer,
-                timeline=outputs["timeline"],
+                timeline=local["timeline"],
                 fmt=bo.fmt,
-                annotated=outputs.get("annotated"),
+                annotated=local.get("annotated"),
                 codec=bo.codec,
                 progress=ticker,
                 on_start=ticker.start,
             )
             ticker.flush()
             row["message"] = "; ".join(report.warnings)
-        df = read_timeline(outputs["timeline"])
-        row.update(summarise(df))
-        if "plot" in outputs and not skip:
-            plot_timeline(df, outputs["plot"], title=video.name, smoothed=_worker_analyzer.options.smooth_s > 0)  # type: ignore[union-attr]
-        if not skip and bo.settings is not None:
+            df = read_timeline(local["timeline"])
+            row.update(summarise(df))
+            if "plot" in local:
+                plot_timeline(df, local["plot"], title=video.name, smoothed=_worker_analyzer.options.smooth_s > 0)
+        if bo.settings is not None:
             write_sidecar(outputs, bo.settings)
     except FervideoError as e:
         row.update(status="error", message=e.problem)

@@ -1,0 +1,192 @@
+"""``fervideo batch --out URL``: outputs through fsspec (s3://, gs://...), tested with ``file://``
+URLs (a real run, worker processes included) and fsspec's in-memory store (the store functions)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SAMPLES, run_cli
+
+pytest.importorskip("fsspec", reason="the remote extra is not installed: pip install '.[remote]'")
+import fsspec
+
+from fervideo.batch import store
+from fervideo.batch.resume import resume_state, write_sidecar
+
+EXIT_SOME_FAILED, EXIT_USAGE, EXIT_OUTPUT = 1, 2, 5
+
+
+def _inputs(tmp_path: Path) -> Path:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    (d / "good.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    (d / "sub" / "good2.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    (d / "text.mp4").write_text("not a video\n" * 20)
+    return d
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _my_stages() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob(f"{store.STAGE_PREFIX}*")}
+
+
+def test_batch_to_a_url_writes_what_a_local_batch_writes(tmp_path: Path) -> None:
+    d = _inputs(tmp_path)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    stages_before = _my_stages()
+    args = ("-r", "--annotate", "--plots", "--quiet")
+    a = run_cli("batch", str(d), "--out", str(local), *args)
+    b = run_cli("batch", str(d), "--out", remote.as_uri() + "/", *args)
+    assert a.returncode == b.returncode == EXIT_SOME_FAILED, b.stderr  # text.mp4
+    # Byte for byte, sub-folders, run records and summary included; no temporary names.
+    files = _files(remote)
+    assert files == _files(local)
+    assert sorted(files) == sorted(
+        [
+            "good.mp4.annotated.mp4",
+            "good.mp4.csv",
+            "good.mp4.csv.run.json",
+            "good.mp4.png",
+            "sub/good2.mp4.annotated.mp4",
+            "sub/good2.mp4.csv",
+            "sub/good2.mp4.csv.run.json",
+            "sub/good2.mp4.png",
+            "summary.csv",
+        ]
+    )
+    assert f"{remote.as_uri()}/summary.csv: 2 ok, 1 failed of 3 videos" in b.stderr
+    s = pd.read_csv(remote / "summary.csv", keep_default_na=False).set_index("input")
+    assert s.loc[str(d / "text.mp4"), "status"] == "error"
+    assert int(s.loc[str(d / "good.mp4"), "face_ids"]) == 2
+    assert _my_stages() <= stages_before, "staging folders were left behind"
+    # Resume reads the run records through the URL: nothing is redone, the summary is complete.
+    mtime = (remote / "good.mp4.csv").stat().st_mtime_ns
+    c = run_cli("batch", str(d), "--out", remote.as_uri(), *args)
+    assert "2 file(s) up to date with the same options and model (skipped)" in c.stderr, c.stderr
+    assert (remote / "good.mp4.csv").stat().st_mtime_ns == mtime
+    s2 = pd.read_csv(remote / "summary.csv", keep_default_na=False).set_index("input")
+    assert "up to date" in s2.loc[str(d / "good.mp4"), "message"]
+    assert int(s2.loc[str(d / "good.mp4"), "face_ids"]) == 2
+    # Other options redo the files.
+    e = run_cli("batch", str(d), "--out", remote.as_uri(), *args, "--smooth", "0.5")
+    assert "2 made with other options or another model (redone)" in e.stderr, e.stderr
+    assert (remote / "good.mp4.csv").stat().st_mtime_ns != mtime
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_bad_output_urls_are_one_line_before_any_work(tmp_path: Path) -> None:
+    _one_line(run_cli("batch", str(SAMPLES), "--out", "nosuch://bucket/x", "-q"), EXIT_USAGE, "--out nosuch://bucket/x", "Protocol not known")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    url = blocker.as_uri() + "/out"
+    _one_line(run_cli("batch", str(SAMPLES), "--out", url, "-q"), EXIT_OUTPUT, url, "cannot write there")
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:  # the store's own package missing: say which one
+        _one_line(run_cli("batch", str(SAMPLES), "--out", "s3://bucket/prefix", "-q"), EXIT_USAGE, "s3://bucket/prefix", "s3fs")
+
+
+@pytest.fixture
+def mem() -> Iterator[str]:
+    """A fresh folder in fsspec's in-memory store: a filesystem with no local path behind it."""
+    root = f"memory://fervideo-test-{os.getpid()}-{os.urandom(4).hex()}"
+    yield root
+    fs = fsspec.filesystem("memory")
+    path = root.split("://", 1)[1]
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def test_store_outputs_appear_complete_or_not_at_all(mem: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = fsspec.filesystem("memory")
+    store.prepare(mem)
+    assert store.local_root(mem) is None
+    target = store.join(mem, "a/b.csv")
+    with store.publishing(target) as tmp:
+        tmp.write_text("x,y\n1,2\n")
+    assert store.read_text(target) == "x,y\n1,2\n"
+    assert store.modified(target) is not None and store.modified(store.join(mem, "nope.csv")) is None
+    with store.fetched(target) as local:
+        assert local.read_text() == "x,y\n1,2\n"
+    # A failed block publishes nothing.
+    other = store.join(mem, "a/c.csv")
+    with pytest.raises(RuntimeError), store.publishing(other) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert store.modified(other) is None
+    # An upload that dies half way leaves no file under the final name and no temporary file.
+    real_put = type(fs).put_file
+
+    def half_put(self: object, lpath: str, rpath: str, **kw: object) -> None:
+        fs.pipe_file(rpath, b"half")
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(type(fs), "put_file", half_put)
+    with pytest.raises(OSError), store.publishing(other) as tmp:
+        tmp.write_text("x,y\n")
+    monkeypatch.setattr(type(fs), "put_file", real_put)
+    assert store.modified(other) is None
+    assert [p.rsplit("/", 1)[-1] for p in fs.ls(mem.split("://", 1)[1] + "/a", detail=False)] == ["b.csv"]
+    # What a killed worker's upload left is found and removed by name.
+    leftover = mem.split("://", 1)[1] + "/a/.c.csv.0123abcd.partial.csv"
+    fs.pipe_file(leftover, b"half")
+    store.remove_partials(other)
+    assert not fs.exists(leftover) and fs.exists(mem.split("://", 1)[1] + "/a/b.csv")
+
+
+def test_resume_rules_hold_on_a_store_without_local_paths(mem: str, tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    os.utime(video, (1_000_000_000, 1_000_000_000))  # an old input: outputs written now are newer
+    outputs = {"timeline": store.join(mem, "v.mp4.csv"), "plot": store.join(mem, "v.mp4.png")}
+    settings = {"model_sha256": "abc", "smooth_s": 0.0}
+    assert resume_state(video, outputs, settings) == "missing"
+    with store.staged(outputs) as local:
+        assert set(local) == {"timeline", "plot"} and all(isinstance(p, Path) for p in local.values())
+        for p in local.values():
+            p.write_text("done")
+    assert resume_state(video, outputs, settings) == "changed"  # no run record yet
+    write_sidecar(outputs, settings)
+    assert json.loads(store.read_text(store.join(mem, "v.mp4.csv.run.json"))) == settings
+    assert resume_state(video, outputs, settings) == "same"
+    assert resume_state(video, outputs, {**settings, "smooth_s": 0.5}) == "changed"
+    # The same answers from one listing of the folder (what a batch's plan uses for a URL).
+    listed = store.modified_times(mem)
+    assert resume_state(video, outputs, settings, listed) == "same"
+    assert resume_state(video, {**outputs, "annotated": store.join(mem, "v.mp4.annotated.mp4")}, settings, listed) == "missing"
+    assert abs(listed(outputs["plot"]) - store.modified(outputs["plot"])) < 1.0  # type: ignore[operator]
+    os.utime(video)  # the input changed after its outputs were made
+    assert resume_state(video, outputs, settings) == "missing"
+    assert resume_state(video, outputs, settings, store.modified_times(mem)) == "missing"
+
+
+def test_staging_folders_of_dead_workers_are_swept() -> None:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    stale = Path(tempfile.gettempdir()) / f"{store.STAGE_PREFIX}{proc.pid}-test"
+    stale.mkdir()
+    (stale / "x.csv").write_text("half")
+    mine = Path(tempfile.mkdtemp(prefix=f"{store.STAGE_PREFIX}{os.getpid()}-"))
+    try:
+        store.sweep_stages()
+        assert not stale.exists()
+        assert mine.exists()  # a live process's staging folder is left alone
+    finally:
+        os.rmdir(mine)
