@@ -190,3 +190,51 @@ def test_staging_folders_of_dead_workers_are_swept() -> None:
         assert mine.exists()  # a live process's staging folder is left alone
     finally:
         os.rmdir(mine)
+
+
+@pytest.fixture
+def s3_env() -> Iterator[dict[str, str]]:
+    """A local S3 server (moto) with a bucket "study", and the environment that points s3fs at it:
+    the real s3:// code path (no folders; a move is a copy and a delete) without a network."""
+    pytest.importorskip("s3fs", reason="s3fs is not installed (dev extra)")
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (dev extra)")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="study")
+    try:
+        yield env
+    finally:
+        server.stop()
+
+
+def test_batch_to_s3_writes_what_a_local_batch_writes(s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in s3_env.items():
+        monkeypatch.setenv(k, v)
+    d = _inputs(tmp_path)
+    local = tmp_path / "local"
+    args = ("-r", "--annotate", "--plots", "--quiet", "--jobs", "2")
+    run_cli("batch", str(d), "--out", str(local), *args)
+    proc = run_cli("batch", str(d), "--out", "s3://study/run1", *args)
+    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr  # text.mp4
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    keys = sorted(fs.find("study/run1"))
+    assert [k.removeprefix("study/run1/") for k in keys] == sorted(_files(local)), "missing outputs, or temporary objects left"
+    for rel, data in _files(local).items():
+        assert fs.cat_file(f"study/run1/{rel}") == data, rel
+    again = run_cli("batch", str(d), "--out", "s3://study/run1", *args)
+    assert "2 file(s) up to date with the same options and model (skipped)" in again.stderr, again.stderr
+    # A bucket that does not exist is an error before any work, and is not created.
+    _one_line(run_cli("batch", str(d), "--out", "s3://no-such-bucket/run1", "-q"), EXIT_OUTPUT, "s3://no-such-bucket/run1", "cannot write there")
+    assert not fs.exists("no-such-bucket")

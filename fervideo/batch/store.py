@@ -34,6 +34,9 @@ from fervideo.files import remove_partials as remove_local_partials
 Target = Path | str  # a local path, or an fsspec URL
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 STAGE_PREFIX = "fervideo-stage-"
+# Object stores have no folders, and s3fs's makedirs creates a *bucket*: a typo in --out must be
+# an error, not a new bucket. Folders are made only on stores that have them (file, sftp, hdfs...).
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "memory"})
 
 
 def is_url(target: Target) -> bool:
@@ -87,6 +90,11 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (p,) if isinstance(p, str) else tuple(p)
 
 
+def _makedirs(fs: Any, path: str) -> None:
+    if path and not OBJECT_STORES.intersection(_protocols(fs)):
+        fs.makedirs(path, exist_ok=True)
+
+
 def prepare(root: Target) -> None:
     """Create the output folder and prove it can be written, before any work starts (a wrong bucket
     or missing credentials is one line now, not an error row per file after hours of work)."""
@@ -101,7 +109,7 @@ def prepare(root: Target) -> None:
     fs, path = filesystem(root)
     probe = f"{path}/.fervideo-write-test-{uuid.uuid4().hex[:8]}"
     try:
-        fs.makedirs(path, exist_ok=True)
+        _makedirs(fs, path)
         fs.pipe_file(probe, b"")
         fs.rm_file(probe)
     except (OSError, PermissionError, ValueError) as e:
@@ -191,8 +199,7 @@ def upload(local: Path, target: str) -> None:
     parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
     suffix = Path(name).suffix
     tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.partial{suffix}" if parent else f".{name}.partial{suffix}"
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
+    _makedirs(fs, parent)
     try:
         fs.put_file(str(local), tmp)
         fs.mv(tmp, path)
