@@ -32,7 +32,7 @@ def timed(src: Path, out: Path, jobs: int, ray: str | None, url: bool = False) -
     for _ in range(2):
         shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
-        res = run_batch(src, out.as_uri() if url else out, Options(), BatchOptions(jobs=jobs, quiet=True), ray_address=ray)
+        res = run_batch(src, f"file://{out}" if url else out, Options(), BatchOptions(jobs=jobs, quiet=True), ray_address=ray)
         best = min(best, time.perf_counter() - t)
         assert not res.failed, res.failed
     return best
