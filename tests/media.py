@@ -13,6 +13,19 @@ import numpy as np
 from conftest import SAMPLES
 
 
+def broken_folder(tmp_path: Path) -> Path:
+    """A batch input: two good clips (one in a sub-folder), a text file and an empty file named as
+    videos, and a README that is no video."""
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    (d / "good.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
+    (d / "sub" / "good2.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    (d / "text.mp4").write_text("not a video\n" * 20)
+    (d / "empty.avi").write_bytes(b"")
+    (d / "README.md").write_text("notes, not a video")
+    return d
+
+
 def sample_frames(n: int, size: tuple[int, int] | None = None, start: int = 0) -> list[np.ndarray]:
     """``n`` frames of the bundled astronaut clip (looped), optionally resized to (w, h)."""
     cap = cv2.VideoCapture(str(SAMPLES / "astronaut_pan.mp4"))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos, run_cli
-from media import sample_frames, set_mp4_rotation, write_video
+from media import broken_folder, sample_frames, set_mp4_rotation, write_video
 
 from fervideo.outputs import read_timeline
 
@@ -273,19 +273,8 @@ def test_swallowed_interrupt_still_stops_the_run(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _broken_folder(tmp_path: Path) -> Path:
-    d = tmp_path / "in"
-    (d / "sub").mkdir(parents=True)
-    (d / "good.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
-    (d / "sub" / "good2.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
-    (d / "text.mp4").write_text("not a video\n" * 20)
-    (d / "empty.avi").write_bytes(b"")
-    (d / "README.md").write_text("notes, not a video")
-    return d
-
-
 def test_batch_keeps_going_and_resumes(tmp_path: Path) -> None:
-    d = _broken_folder(tmp_path)
+    d = broken_folder(tmp_path)
     out = tmp_path / "out"
     proc = run_cli("batch", str(d), "--out", str(out), "--recursive", "--quiet")
     assert proc.returncode == EXIT_SOME_FAILED, proc.stderr
@@ -313,7 +302,7 @@ def test_batch_keeps_going_and_resumes(tmp_path: Path) -> None:
 
 
 def test_batch_jobs_give_the_same_outputs(tmp_path: Path) -> None:
-    d = _broken_folder(tmp_path)
+    d = broken_folder(tmp_path)
     run_cli("batch", str(d), "--out", str(tmp_path / "j1"), "-r", "--quiet")
     run_cli("batch", str(d), "--out", str(tmp_path / "j2"), "-r", "--quiet", "--jobs", "2")
     for rel in ("good.mp4.csv", "sub/good2.mp4.csv", "summary.csv"):

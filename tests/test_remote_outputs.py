@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import SAMPLES, run_cli
+from media import broken_folder
 
 pytest.importorskip("fsspec", reason="the remote extra is not installed: pip install '.[remote]'")
 import fsspec
@@ -21,15 +22,6 @@ from fervideo.batch import store
 from fervideo.batch.resume import resume_state, write_sidecar
 
 EXIT_SOME_FAILED, EXIT_USAGE, EXIT_OUTPUT = 1, 2, 5
-
-
-def _inputs(tmp_path: Path) -> Path:
-    d = tmp_path / "in"
-    (d / "sub").mkdir(parents=True)
-    (d / "good.mp4").write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
-    (d / "sub" / "good2.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
-    (d / "text.mp4").write_text("not a video\n" * 20)
-    return d
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -41,13 +33,13 @@ def _my_stages() -> set[str]:
 
 
 def test_batch_to_a_url_writes_what_a_local_batch_writes(tmp_path: Path) -> None:
-    d = _inputs(tmp_path)
+    d = broken_folder(tmp_path)
     local, remote = tmp_path / "local", tmp_path / "remote"
     stages_before = _my_stages()
     args = ("-r", "--annotate", "--plots", "--quiet")
     a = run_cli("batch", str(d), "--out", str(local), *args)
     b = run_cli("batch", str(d), "--out", remote.as_uri() + "/", *args)
-    assert a.returncode == b.returncode == EXIT_SOME_FAILED, b.stderr  # text.mp4
+    assert a.returncode == b.returncode == EXIT_SOME_FAILED, b.stderr  # text.mp4, empty.avi
     # Byte for byte, sub-folders, run records and summary included; no temporary names.
     files = _files(remote)
     assert files == _files(local)
@@ -64,7 +56,7 @@ def test_batch_to_a_url_writes_what_a_local_batch_writes(tmp_path: Path) -> None
             "summary.csv",
         ]
     )
-    assert f"{remote.as_uri()}/summary.csv: 2 ok, 1 failed of 3 videos" in b.stderr
+    assert f"{remote.as_uri()}/summary.csv: 2 ok, 2 failed of 4 videos" in b.stderr
     s = pd.read_csv(remote / "summary.csv", keep_default_na=False).set_index("input")
     assert s.loc[str(d / "text.mp4"), "status"] == "error"
     assert int(s.loc[str(d / "good.mp4"), "face_ids"]) == 2
@@ -220,12 +212,12 @@ def s3_env() -> Iterator[dict[str, str]]:
 def test_batch_to_s3_writes_what_a_local_batch_writes(s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in s3_env.items():
         monkeypatch.setenv(k, v)
-    d = _inputs(tmp_path)
+    d = broken_folder(tmp_path)
     local = tmp_path / "local"
     args = ("-r", "--annotate", "--plots", "--quiet", "--jobs", "2")
     run_cli("batch", str(d), "--out", str(local), *args)
     proc = run_cli("batch", str(d), "--out", "s3://study/run1", *args)
-    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr  # text.mp4
+    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr  # text.mp4, empty.avi
     import s3fs
 
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
