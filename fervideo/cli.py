@@ -282,7 +282,7 @@ def timeline(
 @app.command()
 @analysis_options(*VIDEO_OPTIONS, "stride")
 def batch(
-    directory: Annotated[Path, typer.Argument(help="Folder of videos.")],
+    directory: Annotated[str, typer.Argument(help="Folder of videos, or an fsspec URL such as s3://bucket/videos (the remote extra).", metavar="DIR")],
     out: Annotated[
         str,
         typer.Option(

@@ -230,3 +230,63 @@ def test_batch_to_s3_writes_what_a_local_batch_writes(s3_env: dict[str, str], tm
     # A bucket that does not exist is an error before any work, and is not created.
     _one_line(run_cli("batch", str(d), "--out", "s3://no-such-bucket/run1", "-q"), EXIT_OUTPUT, "s3://no-such-bucket/run1", "cannot write there")
     assert not fs.exists("no-such-bucket")
+
+
+def _summary(path: Path | bytes, prefix: str) -> pd.DataFrame:
+    """summary.csv with the inputs made relative to ``prefix`` (a folder or a URL)."""
+    import io
+
+    s = pd.read_csv(io.BytesIO(path if isinstance(path, bytes) else path.read_bytes()), keep_default_na=False)
+    s["input"] = [i.removeprefix(prefix) for i in s["input"]]
+    return s.set_index("input").sort_index()
+
+
+def test_batch_reads_inputs_from_a_url(tmp_path: Path) -> None:
+    """Videos in a bucket: the same discovery rules (hidden files and non-videos skipped, magic
+    bytes), each file downloaded to the worker, the same outputs; the summary names the URLs."""
+    d = broken_folder(tmp_path)
+    (d / "sub" / "noext").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())  # found by its header
+    (d / ".hidden.mp4").write_bytes((SAMPLES / "astronaut_pan.mp4").read_bytes())
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    args = ("-r", "--plots", "--quiet")
+    run_cli("batch", str(d), "--out", str(local), *args)
+    proc = run_cli("batch", d.as_uri(), "--out", remote.as_uri(), *args)
+    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr
+    a, b = _files(local), _files(remote)
+    assert a.pop("summary.csv") and b.pop("summary.csv")
+    assert a == b and "sub/noext.csv" in b
+    sa, sb = _summary(local / "summary.csv", f"{d}/"), _summary(remote / "summary.csv", f"{d.as_uri()}/")
+    pd.testing.assert_frame_equal(sa, sb)
+    assert sorted(sb.index) == ["empty.avi", "good.mp4", "sub/good2.mp4", "sub/noext", "text.mp4"]
+    again = run_cli("batch", d.as_uri(), "--out", remote.as_uri(), *args)
+    assert "3 file(s) up to date" in again.stderr, again.stderr
+    # Not there, or a file: one line, exit 3.
+    _one_line(run_cli("batch", (tmp_path / "nope").as_uri(), "--out", str(tmp_path / "o"), "-q"), 3, "no such directory")
+    _one_line(run_cli("batch", (d / "good.mp4").as_uri(), "--out", str(tmp_path / "o"), "-q"), 3, "is a file")
+
+
+def test_batch_from_s3_to_s3(s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in s3_env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    d = broken_folder(tmp_path)
+    for p in d.rglob("*"):
+        if p.is_file():
+            fs.pipe_file(f"study/videos/{p.relative_to(d).as_posix()}", p.read_bytes())
+    local = tmp_path / "local"
+    args = ("-r", "--annotate", "--quiet", "--jobs", "2")
+    run_cli("batch", str(d), "--out", str(local), *args)
+    proc = run_cli("batch", "s3://study/videos", "--out", "s3://study/videos/results", *args)  # outputs inside the inputs' folder
+    assert proc.returncode == EXIT_SOME_FAILED, proc.stderr
+    expected = _files(local)
+    summary = expected.pop("summary.csv")
+    fs.invalidate_cache()
+    got = {k.removeprefix("study/videos/results/"): fs.cat_file(k) for k in fs.find("study/videos/results")}
+    got_summary = got.pop("summary.csv")
+    assert got == expected
+    pd.testing.assert_frame_equal(_summary(summary, f"{d}/"), _summary(got_summary, "s3://study/videos/"))
+    again = run_cli("batch", "s3://study/videos", "--out", "s3://study/videos/results", *args)
+    assert "2 file(s) up to date" in again.stderr, again.stderr
+    assert "2 ok, 2 failed of 4 videos" in again.stderr, again.stderr  # the results under videos/ are no inputs

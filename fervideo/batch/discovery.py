@@ -2,13 +2,15 @@
 
 Known video extensions, plus any other file whose first bytes look like a video container
 (MP4/MOV ``ftyp``, AVI ``RIFF``, Matroska/WebM, MPEG-TS/PS, FLV, ASF). A README or a photo beside
-the clips is skipped silently; a ``.mp4`` that is really text is an error row later.
+the clips is skipped silently; a ``.mp4`` that is really text is an error row later. The folder may
+be an fsspec URL (``s3://bucket/videos``): the same rules, over one listing of the bucket.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
 from fervideo.batch.store import Target, join
 from fervideo.video import VIDEO_EXTENSIONS
@@ -36,6 +38,10 @@ def looks_like_video(path: Path) -> bool:
             head = f.read(400)
     except OSError:
         return False
+    return _video_header(head)
+
+
+def _video_header(head: bytes) -> bool:
     if any(head[o : o + len(m)] == m for o, m in _MAGIC):
         return True
     return len(head) > 376 and head[0] == head[188] == head[376] == 0x47
@@ -55,9 +61,37 @@ def find_videos(directory: Path, recursive: bool, exclude: Path | None = None) -
     return out
 
 
-def outputs_for(video: Path, directory: Path, out: Target, bo: BatchOptions) -> dict[str, Target]:
+def find_videos_at(url: str, recursive: bool, exclude: str | None = None) -> list[str]:
+    """:func:`find_videos` for a folder given as a URL: one listing; only files with no known
+    extension have their first bytes read."""
+    fs, path = store.filesystem(url)
+    if recursive:
+        names = fs.find(path, detail=False)
+    else:
+        names = [e["name"] for e in fs.ls(path, detail=True) if e.get("type") == "file"]
+    prefix = path.rstrip("/") + "/"
+    out = []
+    for name in sorted(names):
+        rel = name[len(prefix) :] if name.startswith(prefix) else name.rsplit("/", 1)[-1]
+        video = f"{url}/{rel}"
+        if rel.rsplit("/", 1)[-1].startswith(".") or (exclude is not None and video.startswith(exclude + "/")):
+            continue
+        if Path(rel).suffix.lower() in VIDEO_EXTENSIONS:
+            out.append(video)
+            continue
+        try:
+            with fs.open(name, "rb") as f:
+                head = f.read(400)
+        except OSError:
+            continue
+        if _video_header(head):
+            out.append(video)
+    return out
+
+
+def outputs_for(video: Target, directory: Target, out: Target, bo: BatchOptions) -> dict[str, Target]:
     """Output targets of one input, mirroring its place under ``directory`` inside ``out``."""
-    base = video.relative_to(directory).as_posix()
+    base = video.relative_to(directory).as_posix() if isinstance(video, Path) else str(video)[len(str(directory)) + 1 :]
     paths = {"timeline": join(out, f"{base}.{bo.fmt}")}
     if bo.annotate:
         paths["annotated"] = join(out, f"{base}.annotated.mp4")

@@ -8,7 +8,7 @@ from typing import Any
 
 # One file's work: the input, its output targets by kind (local paths, or URLs: see .store), and
 # whether it is skipped (up to date).
-Job = tuple[Path, dict[str, Path | str], bool]
+Job = tuple[Path | str, dict[str, Path | str], bool]
 
 
 @dataclass

@@ -9,8 +9,8 @@ a cluster run writes byte for byte what a local run writes.
 Worker loss: an actor that dies mid-file (its node lost, the out-of-memory killer) is restarted by
 Ray; the file is re-queued once on a live actor and, if it takes its actor down again, becomes an
 error row with its temporary outputs removed. ``--file-timeout`` kills the actor running a late
-file (Ray restarts it) and records an error row. Outputs go to a path every node sees (a shared
-filesystem) or to an fsspec URL that every node can reach (:mod:`.store`). Files are not chunked (a
+file (Ray restarts it) and records an error row. Inputs and outputs are paths every node sees (a
+shared filesystem) or fsspec URLs that every node can reach (:mod:`.store`). Files are not chunked (a
 long file is one task): face ids and smoothing carry state across frames and seeking is not
 frame-exact for every codec, so identical chunked timelines would need each chunk decoded from the
 file's start, which caps the gain (README, "Many machines").

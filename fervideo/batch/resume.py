@@ -69,12 +69,14 @@ def _sha256(path: Path) -> str:
 
 
 def resume_state(
-    video: Path, outputs: dict[str, Target], settings: dict[str, Any], modified: Callable[[Target], float | None] = store.modified
+    video: Target, outputs: dict[str, Target], settings: dict[str, Any], modified: Callable[[Target], float | None] = store.modified
 ) -> str:
     """"missing" (no complete outputs, or older than the input), "changed" (made with other options
     or another model, or by a version that kept no record) or "same" (safe to skip). ``modified``:
-    the outputs' times (:func:`.store.modified_times` lists a bucket once for all inputs)."""
-    mtime = video.stat().st_mtime
+    the files' times (:func:`.store.modified_times` lists a bucket once for all inputs)."""
+    mtime = video.stat().st_mtime if isinstance(video, Path) else modified(video)
+    if mtime is None:  # gone since the listing: its error row comes when it runs
+        return "missing"
     for target in outputs.values():
         made = modified(target)
         if made is None or made < mtime:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fervideo.batch import store
-from fervideo.batch.discovery import find_videos, nested_video_folders, outputs_for
+from fervideo.batch.discovery import find_videos, find_videos_at, nested_video_folders, outputs_for
 from fervideo.batch.options import BatchOptions, Job
 from fervideo.batch.resume import resume_state, run_settings
 from fervideo.batch.supervisor import Supervisor
@@ -44,13 +44,38 @@ class BatchResult:
         return EXIT_SOME_FAILED if self.failed else EXIT_OK
 
 
-def plan(directory: Path, out: store.Target, options: Options, bo: BatchOptions) -> list[Job]:
-    """Check the inputs and the output folder, and decide per video: run or skip (resume)."""
-    directory = Path(directory)
-    if not directory.exists():
+def _check_folder(directory: store.Target) -> None:
+    if isinstance(directory, Path):
+        exists, is_file = directory.exists(), directory.is_file()
+    else:
+        fs, path = store.filesystem(directory)
+        try:
+            exists = fs.exists(path)
+            is_file = exists and fs.isfile(path)
+        except (OSError, ValueError) as e:  # no such bucket, no credentials
+            raise InputError(directory, f"cannot list it ({type(e).__name__}: {e})") from None
+    if not exists:
         raise InputError(directory, "no such directory")
-    if not directory.is_dir():
+    if is_file:
         raise InputError(directory, "is a file, expected a folder of videos (use 'fervideo timeline' for one file)")
+
+
+def _find_inputs(directory: store.Target, out: store.Target, bo: BatchOptions) -> list[store.Target]:
+    if not isinstance(directory, Path):
+        return list(find_videos_at(directory, bo.recursive, exclude=out if store.is_url(out) else None))
+    out_here = store.local_root(out)
+    videos: list[store.Target] = list(find_videos(directory, bo.recursive, exclude=out_here))
+    if videos and not bo.recursive:
+        nested = nested_video_folders(directory, out_here)
+        if nested:
+            names = ", ".join(p.name + "/" for p in nested[:3]) + (" ..." if len(nested) > 3 else "")
+            log.info("sub-folders %s hold videos too; add --recursive to include them", names)
+    return videos
+
+
+def plan(directory: store.Target, out: store.Target, options: Options, bo: BatchOptions) -> list[Job]:
+    """Check the inputs and the output folder, and decide per video: run or skip (resume)."""
+    _check_folder(directory)
     options.validate()
     if bo.jobs < 1:
         raise UsageError(None, "--jobs must be at least 1")
@@ -60,22 +85,22 @@ def plan(directory: Path, out: store.Target, options: Options, bo: BatchOptions)
     # (and no output folder), not a worker traceback per process.
     Analyzer(options).close()
     store.prepare(out)
-    out_here = store.local_root(out)
-    videos = find_videos(directory, bo.recursive, exclude=out_here)
+    videos = _find_inputs(directory, out, bo)
     if not videos:
         raise InputError(directory, "no video files found" + ("" if bo.recursive else " (try --recursive)"))
-    if not bo.recursive:
-        nested = nested_video_folders(directory, out_here)
-        if nested:
-            names = ", ".join(p.name + "/" for p in nested[:3]) + (" ..." if len(nested) > 3 else "")
-            log.info("sub-folders %s hold videos too; add --recursive to include them", names)
     bo.settings = run_settings(options, bo)
     settings = bo.settings
     outs = [outputs_for(v, directory, out, bo) for v in videos]
     if bo.overwrite:
         found = ["missing"] * len(videos)
     else:
-        modified = store.modified_times(out)
+        out_times = store.modified_times(out)
+        in_times = store.modified_times(directory) if store.is_url(directory) else out_times
+
+        def modified(target: store.Target) -> float | None:
+            return in_times(target) if target in inputs else out_times(target)
+
+        inputs = set(videos)
         # A bucket answers in tens of ms per request: its run records are read in parallel.
         with ThreadPoolExecutor(16 if store.is_url(out) else 1) as pool:
             found = list(pool.map(lambda vo: resume_state(vo[0], vo[1], settings, modified), zip(videos, outs, strict=True)))
@@ -141,12 +166,12 @@ class _Progress:
             self.queue.close()
 
 
-def run_batch(directory: Path, out: str | Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
-    """Process every video under ``directory`` into ``out`` (a folder, or an fsspec URL: see
+def run_batch(directory: str | Path, out: str | Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
+    """Process every video under ``directory`` into ``out`` (each a folder, or an fsspec URL: see
     :mod:`.store`); never stops on a bad file. With ``ray_address``, the files run on a Ray
     cluster (:mod:`.ray_cluster`) instead of local workers."""
-    root = store.out_root(out)
-    jobs = plan(Path(directory), root, options, bo)
+    root = store.as_target(out)
+    jobs = plan(store.as_target(directory), root, options, bo)
     result = BatchResult(store.join(root, "summary.csv"))
     progress = _Progress(len(jobs), bo.quiet, frames=ray_address is None)  # cluster workers send no frame counts
     if ray_address is not None:

@@ -1,4 +1,6 @@
-"""Where a batch's outputs go: a local folder, or an fsspec URL (``s3://bucket/prefix``, ``gs://``...).
+"""Where a batch's files live: a local folder, or an fsspec URL (``s3://bucket/prefix``, ``gs://``...).
+
+Inputs given by URL are downloaded one at a time to the worker's staging folder (:func:`fetched`).
 
 A cluster's workers rarely share a disk, but they can all reach a bucket. With a URL as ``--out``
 each worker writes a file's outputs into a local staging folder as usual (the writers need real
@@ -43,10 +45,11 @@ def is_url(target: Target) -> bool:
     return isinstance(target, str) and bool(_URL.match(target))
 
 
-def out_root(out: str | Path) -> Target:
-    """``--out`` as given: a URL stays a string (``Path`` would fold ``s3://`` into ``s3:/``)."""
-    text = str(out)
-    return text.rstrip("/") if _URL.match(text) else Path(out)
+def as_target(given: str | Path) -> Target:
+    """A folder as given on the command line: a URL stays a string (``Path`` would fold ``s3://``
+    into ``s3:/``)."""
+    text = str(given)
+    return text.rstrip("/") if _URL.match(text) else Path(given)
 
 
 def join(root: Target, rel: str) -> Target:

@@ -83,7 +83,7 @@ class _FrameTicker:
                 pass
 
 
-def process_one(video: Path, outputs: dict[str, Target], skip: bool, bo: BatchOptions) -> dict[str, Any]:
+def process_one(video: Target, outputs: dict[str, Target], skip: bool, bo: BatchOptions) -> dict[str, Any]:
     """Process one file in a worker and return its summary row; never raises for input errors."""
     row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
     try:
@@ -93,27 +93,8 @@ def process_one(video: Path, outputs: dict[str, Target], skip: bool, bo: BatchOp
             with store.fetched(outputs["timeline"]) as timeline:
                 row.update(summarise(read_timeline(timeline)))
             return row
-        assert _worker_analyzer is not None
-        # Written locally (in place for a local --out, in a staging folder for a URL, uploaded
-        # when all are complete), then the run record last.
-        with store.staged(outputs) as local:
-            ticker = _FrameTicker(video)
-            report = process_video(
-                video,
-                _worker_analyzer,
-                timeline=local["timeline"],
-                fmt=bo.fmt,
-                annotated=local.get("annotated"),
-                codec=bo.codec,
-                progress=ticker,
-                on_start=ticker.start,
-            )
-            ticker.flush()
-            row["message"] = "; ".join(report.warnings)
-            df = read_timeline(local["timeline"])
-            row.update(summarise(df))
-            if "plot" in local:
-                plot_timeline(df, local["plot"], title=video.name, smoothed=_worker_analyzer.options.smooth_s > 0)
+        with store.fetched(video) as local_video:  # an input given by URL is downloaded first
+            _analyse(video, local_video, outputs, bo, row)
         if bo.settings is not None:
             write_sidecar(outputs, bo.settings)
     except FervideoError as e:
@@ -121,3 +102,27 @@ def process_one(video: Path, outputs: dict[str, Target], skip: bool, bo: BatchOp
     except (OSError, ValueError, RuntimeError) as e:  # a codec or file-system failure on one file
         row.update(status="error", message=f"{type(e).__name__}: {e}")
     return row
+
+
+def _analyse(video: Target, local_video: Path, outputs: dict[str, Target], bo: BatchOptions, row: dict[str, Any]) -> None:
+    """The outputs of one file, written locally (in place for a local --out, in a staging folder
+    for a URL, uploaded when all are complete); messages name ``video`` as the user gave it."""
+    assert _worker_analyzer is not None
+    with store.staged(outputs) as local:
+        ticker = _FrameTicker(video)
+        report = process_video(
+            local_video,
+            _worker_analyzer,
+            timeline=local["timeline"],
+            fmt=bo.fmt,
+            annotated=local.get("annotated"),
+            codec=bo.codec,
+            progress=ticker,
+            on_start=ticker.start,
+        )
+        ticker.flush()
+        row["message"] = "; ".join(w.replace(str(local_video), str(video)) for w in report.warnings)
+        df = read_timeline(local["timeline"])
+        row.update(summarise(df))
+        if "plot" in local:
+            plot_timeline(df, local["plot"], title=store.name_of(video), smoothed=_worker_analyzer.options.smooth_s > 0)
