@@ -1,6 +1,8 @@
 """``fervideo batch``: find the videos, decide what to redo, run them, keep the summary current.
 
-``summary.csv`` is rewritten (atomically) after every file, so it is right even after Ctrl-C.
+``summary.csv`` is rewritten (atomically) every few seconds while files finish and at the end,
+however the run ends (Ctrl-C included), so it is complete after the run and at most a few seconds
+behind during it.
 Each file's outputs are written by one worker process and the summary only by this process, so
 rows never interleave. Messages (notes, warnings) go through :mod:`logging` (logger
 ``fervideo.batch``); the CLI shows them on the terminal above the progress bars.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import queue
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,8 @@ from fervideo.outputs import write_summary
 from fervideo.pipeline import Analyzer, Options
 
 log = logging.getLogger(__name__)
+SUMMARY_EVERY_S = 2.0  # seconds between rewrites of summary.csv in a folder
+SUMMARY_EVERY_S_URL = 15.0  # ... and in a bucket
 
 
 @dataclass
@@ -180,11 +185,17 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
         rows = RaySupervisor(options, bo, ray_address).rows(jobs)
     else:
         rows = Supervisor(options, bo, progress.queue, progress.poll).rows(jobs)
+    # summary.csv is rewritten whole, so rewriting it after every file is quadratic: 10,000 files
+    # would write ~15 GB and spend minutes formatting rows. At most every few seconds instead (a
+    # bucket upload costs more than a local write), and always when the run ends, however it ends.
+    every_s = SUMMARY_EVERY_S_URL if store.is_url(root) else SUMMARY_EVERY_S
+    written_at, written_rows = time.monotonic(), 0
     try:
         for row in rows:
             result.rows.append(row)
-            with store.publishing(result.summary) as tmp:
-                write_summary(result.rows, tmp)
+            if time.monotonic() - written_at >= every_s:
+                _write_summary(result)
+                written_at, written_rows = time.monotonic(), len(result.rows)
             if row["status"] == "ok" and row["message"] and not row["message"].startswith("up to date"):
                 # Warnings (a video that ends early, a re-run after a crash) on the terminal too,
                 # not only in summary.csv.
@@ -193,4 +204,11 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
             progress.file_done(row)
     finally:
         progress.close()
+        if len(result.rows) > written_rows:
+            _write_summary(result)
     return result
+
+
+def _write_summary(result: BatchResult) -> None:
+    with store.publishing(result.summary) as tmp:
+        write_summary(result.rows, tmp)
