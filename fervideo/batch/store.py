@@ -205,11 +205,16 @@ def upload(local: Path, target: str) -> None:
     _makedirs(fs, parent)
     try:
         fs.put_file(str(local), tmp)
-        fs.mv(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError, OSError):
+        if OBJECT_STORES.intersection(_protocols(fs)):
+            fs.cp_file(tmp, path)  # a server-side copy: the object appears whole (mv would list first)
+            fs.rm_file(tmp)
+        else:
+            fs.mv(tmp, path)  # a rename where the store has one
+    except BaseException:
+        with contextlib.suppress(OSError):
             if fs.exists(tmp):
                 fs.rm_file(tmp)
+        raise
 
 
 @contextlib.contextmanager
