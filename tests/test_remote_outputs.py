@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,7 +85,7 @@ def _one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) 
 
 
 def test_bad_output_urls_are_one_line_before_any_work(tmp_path: Path) -> None:
-    _one_line(run_cli("batch", str(SAMPLES), "--out", "nosuch://bucket/x", "-q"), EXIT_USAGE, "--out nosuch://bucket/x", "Protocol not known")
+    _one_line(run_cli("batch", str(SAMPLES), "--out", "nosuch://bucket/x", "-q"), EXIT_USAGE, "nosuch://bucket/x: Protocol not known")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     url = blocker.as_uri() + "/out"
@@ -93,6 +94,13 @@ def test_bad_output_urls_are_one_line_before_any_work(tmp_path: Path) -> None:
         import s3fs  # noqa: F401
     except ImportError:  # the store's own package missing: say which one
         _one_line(run_cli("batch", str(SAMPLES), "--out", "s3://bucket/prefix", "-q"), EXIT_USAGE, "s3://bucket/prefix", "s3fs")
+
+
+def test_a_url_without_fsspec_says_what_to_install() -> None:
+    """The remote extra is optional: without fsspec, a URL is one line naming the extra."""
+    code = "import sys; sys.modules['fsspec'] = sys.modules['fsspec.core'] = None; sys.argv[0] = 'fervideo'; from fervideo.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "batch", str(SAMPLES), "--out", "s3://bucket/x", "-q"], capture_output=True, text=True, timeout=300)
+    _one_line(proc, EXIT_USAGE, "s3://bucket/x", "pip install 'fervideo[remote]'")
 
 
 @pytest.fixture

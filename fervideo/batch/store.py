@@ -70,13 +70,13 @@ def filesystem(url: str) -> tuple[Any, str]:
     try:
         from fsspec.core import url_to_fs
     except ImportError:
-        raise MissingExtraError(None, f"--out {url}: a URL as output needs fsspec: pip install 'fervideo[remote]'") from None
+        raise MissingExtraError(None, f"{url}: folders given as URLs need fsspec: pip install 'fervideo[remote]'") from None
     try:
         return url_to_fs(url)
     except ImportError as e:  # e.g. "Install s3fs to access S3"
-        raise MissingExtraError(None, f"--out {url}: {e}") from None
+        raise MissingExtraError(None, f"{url}: {e}") from None
     except ValueError as e:  # "Protocol not known: x"
-        raise UsageError(None, f"--out {url}: {e} (a local folder, or an fsspec URL such as s3://bucket/prefix)") from None
+        raise UsageError(None, f"{url}: {e} (a local folder, or an fsspec URL such as s3://bucket/prefix)") from None
 
 
 def local_root(root: Target) -> Path | None:
