@@ -312,6 +312,15 @@ def batch(
             "or ray://HOST:10001. OUT must be a path every node sees, or a URL.",
         ),
     ] = None,
+    chunk_s: Annotated[
+        float,
+        typer.Option(
+            "--chunk-s",
+            metavar="SECONDS",
+            help="With --ray: split local files longer than this into chunks analysed on different workers; the timeline is the one a "
+            "single pass gives, byte for byte (0: files whole). Not with --annotate or --detect-every > 1.",
+        ),
+    ] = 0.0,
     quiet: Quiet = False,
     debug: Debug = False,
     opts: Any = None,
@@ -328,6 +337,7 @@ def batch(
             overwrite=overwrite,
             jobs=jobs,
             file_timeout_s=file_timeout,
+            chunk_s=chunk_s,
             fmt=format.value,
             codec=codec.value,
             quiet=quiet,

@@ -207,6 +207,50 @@ class Analyzer:
                 result.image = None
             yield result
 
+    def detected_and_classified(self, frames: Iterable[tuple[int, float, np.ndarray]], parallel: bool = False, max_pending: int | None = None) -> Chunk:
+        """The per-frame half of :meth:`analyse` (detection and classification, no ids): frames are
+        independent here, so a long file can be split into chunks that run anywhere and
+        :meth:`replay` gives the timeline one pass gives. Needs ``detect_every == 1`` (carried boxes
+        depend on the tracker). The classifier's output for a face does not depend on the other
+        faces in its batch (checked: 0.0 difference), so batching differently changes nothing."""
+        if self.options.detect_every != 1:
+            raise UsageError(None, "chunked analysis needs --detect-every 1 (carried boxes depend on the tracker's state)")
+        chunk = Chunk()
+        crops: list[np.ndarray] = []
+        probs: list[np.ndarray] = []
+        for d in self._detections(frames, parallel, max_pending or self.options.queue_size):
+            if not d.analysed:
+                continue
+            faces = d.faces or []
+            chunk.add_frame(d.index, d.time_s, faces)
+            crops.extend(crop_face(d.image, f) for f in faces)
+            if len(crops) >= self.flush_faces:
+                probs.append(self.classifier.predict(np.stack(crops)))
+                crops = []
+        if crops:
+            probs.append(self.classifier.predict(np.stack(crops)))
+        chunk.probs = np.concatenate(probs) if probs else np.zeros((0, 7), np.float32)
+        return chunk
+
+    def replay(self, chunks: Iterable[Chunk]) -> Iterator[FrameResult]:
+        """The stateful half of :meth:`analyse` over chunks in file order: ids (tracker) and
+        smoothing, exactly as one pass runs them (same order of frames and faces)."""
+        tracker = IoUTracker()
+        smoother = EmaSmoother(self.options.smooth_s) if self.options.smooth_s > 0 else None
+        for chunk in chunks:
+            k = 0
+            for index, time_s, n in zip(chunk.index, chunk.time_s, chunk.counts, strict=True):
+                faces = []
+                for j in range(k, k + n):
+                    x, y, w, h = chunk.boxes[j]
+                    faces.append(Face(x, y, w, h, chunk.scores[j], probs=chunk.probs[j]))
+                k += n
+                faces = tracker.update(faces, time_s)
+                if smoother is not None:
+                    for f in faces:
+                        f.smoothed = smoother.update(f.face_id, time_s, f.probs)  # type: ignore[arg-type]
+                yield FrameResult(index, time_s, None, analysed=True, faces=faces)
+
     def close(self) -> None:
         """Stop the detection threads (also done at interpreter exit)."""
         if self._pool is not None:
@@ -221,6 +265,59 @@ class _Detected:
     image: np.ndarray
     analysed: bool
     faces: list[Face] | None  # None: not a detection frame (stride or --detect-every)
+
+
+@dataclass
+class Chunk:
+    """Detections and probabilities of a run of analysed frames, without ids: what a chunk of a long
+    file sends back (plain lists and one array, small: ~100 bytes a face)."""
+
+    index: list[int] = field(default_factory=list)
+    time_s: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 7), np.float32))
+    frames_read: int = 0  # frames the reader went through, skipped ones included
+    warning: str | None = None  # the short-read warning, from the chunk that reached the end
+    reached_end: bool = False
+    error: str | None = None  # the input's problem, as a batch row gives it
+
+    def add_frame(self, index: int, time_s: float, faces: list[Face]) -> None:
+        self.index.append(index)
+        self.time_s.append(time_s)
+        self.counts.append(len(faces))
+        self.boxes.extend((f.x, f.y, f.w, f.h) for f in faces)
+        self.scores.extend(f.score for f in faces)
+
+
+def chunk_bounds(frame_count: int, fps: float, chunk_s: float) -> list[tuple[int, int | None]]:
+    """Frame ranges of ``chunk_s`` seconds, the last one open-ended (the container's frame count is
+    a guess: a chunk past the real end comes back empty, and the last one reads to the end)."""
+    length = max(1, round(chunk_s * (fps or 30.0)))
+    k = max(1, -(-frame_count // length))
+    return [(i * length, (i + 1) * length if i < k - 1 else None) for i in range(k)]
+
+
+def analyse_chunk(path: str | Path, analyzer: Analyzer, start: int, stop: int | None) -> Chunk:
+    """Frames ``[start, stop)`` of a video through :meth:`Analyzer.detected_and_classified`; the
+    frames before ``start`` are decoded (not analysed), so frames and timestamps are a single pass's."""
+    o = analyzer.options
+    reader = open_reader(path)
+    reader.retrieve_every = o.stride
+    reader.start, reader.stop = start, stop
+    stop_event = threading.Event()
+    frame_bytes = max(1, reader.info.width * reader.info.height * 3)
+    queue_len = max(2, min(o.queue_size, QUEUE_BYTES // frame_bytes))
+    frames: Iterable[tuple[int, float, np.ndarray]] = _threaded(reader, queue_len, stop_event) if o.threaded else reader
+    try:
+        chunk = analyzer.detected_and_classified(frames, parallel=o.threaded, max_pending=queue_len)
+    finally:
+        stop_event.set()
+    chunk.frames_read, chunk.reached_end = reader.frames_read, reader.reached_end
+    if reader.reached_end:
+        chunk.warning = short_read_warning(path, reader)
+    return chunk
 
 
 def _threaded(source: Iterable[Any], maxsize: int, stop: threading.Event) -> Iterator[Any]:
@@ -367,19 +464,27 @@ def process_video(
             stop.set()
             if writer_thread is not None:
                 writer_thread.finish()
+    warning = short_read_warning(path, reader)
+    if warning is not None:
+        report.truncated = reader.short_read() == "truncated"
+        report.warnings.append(warning)
+    return report
+
+
+def short_read_warning(path: str | Path, reader: FrameReader) -> str | None:
+    """What to tell the user when a stream holds fewer frames than its container says."""
     short = reader.short_read()
     if short == "truncated":
-        report.truncated = True
-        report.warnings.append(
+        return (
             f"{path}: video ends early: {reader.frames_read} frames decoded, container says "
             f"{reader.info.frame_count_container} (truncated or damaged file); outputs cover the decoded frames"
         )
-    elif short == "miscount":
-        report.warnings.append(
+    if short == "miscount":
+        return (
             f"{path}: container says {reader.info.frame_count_container} frames but the stream holds {reader.frames_read}, "
             "decoded to its end (the container's count is off; nothing is missing)"
         )
-    return report
+    return None
 
 
 @contextmanager

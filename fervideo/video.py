@@ -112,6 +112,12 @@ class FrameReader:
     BGR images; the others are decoded (the codec needs them as references, and they carry the
     timestamps) but come out as ``None``. ``timeline --stride N`` uses it: skipping OpenCV's
     retrieve (colour conversion and copy) made decoding 1.4-1.55x faster at N=5 on the shared clips.
+
+    ``start``/``stop`` (a chunk of a long file, see :func:`fervideo.pipeline.analyse_chunk`): frames
+    before ``start`` are decoded but not converted or yielded, and reading stops before ``stop``.
+    Decoding from the first frame, not seeking, is what makes a chunk's frames and timestamps the
+    ones a single pass sees (seeking is not frame-exact for every codec, and the timestamp
+    fallbacks below carry state from frame to frame). ``reached_end`` tells whether the stream ended.
     """
 
     def __init__(self, path: str | Path, decode_threads: int | None = None) -> None:
@@ -124,6 +130,9 @@ class FrameReader:
         self.last_time_s = 0.0
         self.decode_threads = decode_threads
         self.retrieve_every = 1
+        self.start = 0
+        self.stop: int | None = None
+        self.reached_end = False
 
     @property
     def truncated(self) -> bool:
@@ -161,9 +170,12 @@ class FrameReader:
         every = max(1, int(self.retrieve_every))
         try:
             while True:
-                wanted = index % every == 0
+                if self.stop is not None and index >= self.stop:
+                    break
+                wanted = index >= self.start and index % every == 0
                 ok, frame = cap.read() if wanted else (cap.grab(), None)
                 if not ok or (wanted and frame is None):
+                    self.reached_end = True
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 if not np.isfinite(t) or t < 0 or (index > 0 and t == 0.0):
@@ -172,7 +184,8 @@ class FrameReader:
                 if t < last_t:
                     t = last_t
                 last_t = t
-                yield index, t, frame
+                if index >= self.start:
+                    yield index, t, frame
                 index += 1
                 self.frames_read = index
                 self.last_time_s = t

@@ -103,3 +103,64 @@ def test_ray_worker_killed_mid_file_is_requeued(tmp_path: Path) -> None:
     assert "re-run" in s.loc[str(d / "a_long.mp4"), "message"]
     assert int(s.loc[str(d / "a_long.mp4"), "frames"]) == 1500
     assert not [p.name for p in out.iterdir() if ".partial" in p.name]
+
+
+def test_ray_chunks_give_the_local_batch_byte_for_byte(tmp_path: Path) -> None:
+    """--chunk-s: long files split across the actors, ids and smoothing replayed in order; every
+    output and the summary are the local batch's, and a second run skips every file."""
+    need_shared_videos()
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("face.avi", "short_hamilton_clip.mp4", "face_noface.mov"):
+        (d / name).symlink_to(SHARED_VIDEOS / name)
+    (d / "broken.mp4").write_text("not a video\n" * 30)
+    local, cluster = tmp_path / "local", tmp_path / "ray"
+    args = ("-q", "--plots", "--smooth", "0.5")
+    run_cli("batch", str(d), "--out", str(local), *args)
+    proc = _batch(str(d), "--out", str(cluster), *args, "--ray", "local", "--chunk-s", "6")
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the broken file
+    assert "3 file(s) split into chunks of 6 s" in proc.stderr, proc.stderr[-2000:]
+    names = sorted(p.name for p in local.iterdir())
+    assert names == sorted(p.name for p in cluster.iterdir())
+    for name in names:
+        assert (local / name).read_bytes() == (cluster / name).read_bytes(), name
+    proc = _batch(str(d), "--out", str(cluster), *args, "--ray", "local", "--chunk-s", "6")
+    assert "3 file(s) up to date" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_ray_worker_killed_mid_chunk_is_requeued(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    video = write_video(d / "a_long.mp4", sample_frames(1500, size=(320, 180)))  # 60 s: 3 chunks of 20 s
+    local, cluster = tmp_path / "local", tmp_path / "ray"
+    run_cli("batch", str(d), "--out", str(local), "-q", check=True)
+    env = {**os.environ, **RAY_ENV}
+    cmd = [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(cluster), "-q", "--ray", "local", "--chunk-s", "20"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed = None
+    deadline = time.time() + 300
+    while proc.poll() is None and killed is None and time.time() < deadline:
+        killed = _reader_of(video.resolve(), {proc.pid})
+        if killed is not None:
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=600)
+    assert killed is not None, "never caught a Ray worker reading a_long.mp4"
+    assert proc.returncode == 0, err[-2000:]
+    s = pd.read_csv(cluster / "summary.csv", keep_default_na=False).set_index("input")
+    assert "re-run" in s.loc[str(d / "a_long.mp4"), "message"]
+    assert (cluster / "a_long.mp4.csv").read_bytes() == (local / "a_long.mp4.csv").read_bytes()
+
+
+def _reader_of(path: Path, exclude: set[int]) -> int | None:
+    """A process (not in ``exclude``, not this one) with ``path`` open: a Ray worker decoding it."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in exclude or int(proc.name) == os.getpid():
+            continue
+        try:
+            if any(os.readlink(f) == str(path) for f in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+

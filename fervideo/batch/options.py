@@ -22,4 +22,5 @@ class BatchOptions:
     codec: str = "h264"
     quiet: bool = False
     file_timeout_s: float = 0.0  # 0: none
+    chunk_s: float = 0.0  # --ray only: split files longer than this into chunks (0: never)
     settings: dict[str, Any] | None = None  # what run_settings() recorded for this run (resume)

@@ -10,10 +10,10 @@ Worker loss: an actor that dies mid-file (its node lost, the out-of-memory kille
 Ray; the file is re-queued once on a live actor and, if it takes its actor down again, becomes an
 error row with its temporary outputs removed. ``--file-timeout`` kills the actor running a late
 file (Ray restarts it) and records an error row. Inputs and outputs are paths every node sees (a
-shared filesystem) or fsspec URLs that every node can reach (:mod:`.store`). Files are not chunked (a
-long file is one task): face ids and smoothing carry state across frames and seeking is not
-frame-exact for every codec, so identical chunked timelines would need each chunk decoded from the
-file's start, which caps the gain (README, "Many machines").
+shared filesystem) or fsspec URLs that every node can reach (:mod:`.store`). With ``--chunk-s`` a long
+local file runs as chunks on several actors (:func:`fervideo.pipeline.analyse_chunk`: detections
+and probabilities, no ids) and one merge task that replays ids and smoothing in file order
+(:func:`fervideo.batch.worker.merge_chunks`), so its timeline is the one a single pass writes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from fervideo.batch.options import BatchOptions, Job
@@ -44,7 +45,7 @@ def import_ray() -> Any:
 
 
 class FileActor:
-    """A Ray actor: one Analyzer (models loaded once), then one file per call."""
+    """A Ray actor: one Analyzer (models loaded once), then one file, chunk or merge per call."""
 
     def __init__(self, options: Options) -> None:
         from fervideo.batch.worker import init_worker
@@ -56,8 +57,64 @@ class FileActor:
 
         return process_one(video, outputs, skip, bo)
 
+    def chunk(self, video: Any, start: int, stop: int | None) -> Any:
+        from fervideo.batch.worker import process_chunk
+
+        return process_chunk(video, start, stop)
+
+    def merge(self, video: Any, outputs: dict[str, Any], bo: BatchOptions, *chunks: Any) -> dict[str, Any]:
+        from fervideo.batch.worker import merge_chunks
+
+        return merge_chunks(video, outputs, bo, *chunks)
+
     def pid(self) -> int:
         return os.getpid()
+
+
+@dataclass
+class _Task:
+    """One call to an actor: a whole file, one chunk of a file (``part``), or the merge of its chunks."""
+
+    job: Job
+    kind: str = "file"  # "file", "chunk" or "merge"
+    part: int = 0
+    bounds: tuple[int, int | None] = (0, None)
+    attempt: int = 0
+
+    def submit(self, actor: Any, bo: BatchOptions, chunk_refs: list[Any]) -> Any:
+        if self.kind == "chunk":
+            return actor.chunk.remote(self.job[0], *self.bounds)
+        if self.kind == "merge":
+            return actor.merge.remote(self.job[0], self.job[1], bo, *chunk_refs)
+        return actor.run.remote(*self.job, bo)
+
+
+@dataclass
+class _Split:
+    """A file running as chunks: their results (object refs, in file order) as they complete."""
+
+    refs: list[Any]
+    left: int
+    failed: bool = False
+    rerun: bool = False
+
+
+def split_file(video: Any, chunk_s: float) -> list[tuple[int, int | None]]:
+    """The chunks of a local file (one, for a short file, a URL, or a file that does not probe:
+    it then runs whole and its problem is reported as usual)."""
+    from pathlib import Path
+
+    from fervideo.errors import FervideoError
+    from fervideo.pipeline import chunk_bounds
+    from fervideo.video import probe
+
+    if chunk_s <= 0 or not isinstance(video, Path):
+        return [(0, None)]
+    try:
+        info = probe(video)
+    except (FervideoError, OSError, ValueError, RuntimeError):
+        return [(0, None)]
+    return chunk_bounds(info.frame_count_container, info.fps_float, chunk_s)
 
 
 def connect(address: str, num_cpus: int | None = None) -> Any:
@@ -92,11 +149,27 @@ class RaySupervisor:
     _clean = staticmethod(clean_job)
     _error = staticmethod(error_row)
 
+    def _tasks(self, jobs: list[Job]) -> tuple[deque[_Task], dict[str, _Split]]:
+        """Whole files, or with ``--chunk-s`` the chunks of long local files (their merges are
+        queued when their chunks are done)."""
+        todo: deque[_Task] = deque()
+        splits: dict[str, _Split] = {}
+        for job in jobs:
+            bounds = [(0, None)] if job[2] else split_file(job[0], self.bo.chunk_s)
+            if len(bounds) == 1:
+                todo.append(_Task(job))
+                continue
+            splits[str(job[0])] = _Split([None] * len(bounds), len(bounds))
+            todo.extend(_Task(job, "chunk", i, b) for i, b in enumerate(bounds))
+        if splits:
+            log.info("%d file(s) split into chunks of %g s", len(splits), self.bo.chunk_s)
+        return todo, splits
+
     def rows(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
         ray = self.ray
-        todo: deque[tuple[Job, int]] = deque((job, 0) for job in jobs)
+        todo, splits = self._tasks(jobs)
         idle = list(self.actors)
-        running: dict[Any, tuple[Job, int, Any, float]] = {}  # ref -> (job, attempt, actor, start)
+        running: dict[Any, tuple[_Task, Any, float]] = {}  # ref -> (task, actor, start)
         # An actor that died is not given work until it answers again: calls made while Ray is
         # restarting it can fail too, which would count a file killed once as killed twice.
         pings: dict[Any, tuple[Any, int]] = {}  # ping ref -> (actor, tries)
@@ -109,6 +182,12 @@ class RaySupervisor:
             else:
                 log.warning("a Ray worker did not come back after %d s; going on without it", int(REVIVE_TRIES * 0.5))
 
+        def fail(task: _Task, message: str) -> dict[str, Any]:
+            split = splits.get(str(task.job[0]))
+            if split is not None:
+                split.failed = True  # its other chunks are dropped, not reported again
+            return self._error(task.job, message)
+
         try:
             while todo or running:
                 now = time.monotonic()
@@ -116,12 +195,19 @@ class RaySupervisor:
                     waiting.remove(item)
                     pings[item[1].pid.remote()] = (item[1], item[2] + 1)
                 while todo and idle:
-                    (job, attempt), actor = todo.popleft(), idle.pop()
-                    ref = actor.run.remote(*job, self.bo)
-                    running[ref] = (job, attempt, actor, time.monotonic())
+                    task = todo.popleft()
+                    split = splits.get(str(task.job[0]))
+                    if split is not None and split.failed:
+                        continue
+                    actor = idle.pop()
+                    ref = task.submit(actor, self.bo, split.refs if split is not None else [])
+                    running[ref] = (task, actor, time.monotonic())
                 if todo and not (idle or running or pings or waiting):
                     while todo:  # every worker is gone for good
-                        yield self._error(todo.popleft()[0], "no Ray worker left to run this file")
+                        task = todo.popleft()
+                        split = splits.get(str(task.job[0]))
+                        if split is None or not split.failed:
+                            yield fail(task, "no Ray worker left to run this file")
                     break
                 refs = list(running) + list(pings)
                 if refs:
@@ -139,37 +225,60 @@ class RaySupervisor:
                         except ray.exceptions.RayActorError:
                             revive(actor, tries)
                         continue
-                    job, attempt, actor, _ = running.pop(ref)
+                    task, actor, _ = running.pop(ref)
+                    split = splits.get(str(task.job[0]))
                     try:
-                        row = ray.get(ref)
+                        result = ray.get(ref)
                     except ray.exceptions.RayActorError:
                         revive(actor, 0)
+                        if split is not None and split.failed:
+                            continue
                         if ref in timed_out:
-                            yield self._error(job, f"did not finish within --file-timeout {self.bo.file_timeout_s:g} s (stopped)")
-                        elif attempt == 0:
-                            log.warning("%s: the worker died while this file was in progress; re-queued", job[0])
-                            self._clean(job)
-                            todo.append((job, 1))
+                            yield fail(task, f"did not finish within --file-timeout {self.bo.file_timeout_s:g} s (stopped)")
+                        elif task.attempt == 0:
+                            log.warning("%s: the worker died while this file was in progress; re-queued", task.job[0])
+                            if task.kind != "chunk":
+                                self._clean(task.job)
+                            task.attempt = 1
+                            if split is not None:
+                                split.rerun = True
+                            todo.append(task)
                         else:
-                            yield self._error(job, CRASHED)
+                            yield fail(task, CRASHED)
                         continue
                     except ray.exceptions.RayTaskError as e:  # an unexpected exception inside the task
                         idle.append(actor)
-                        yield self._error(job, f"{type(e.cause).__name__}: {e.cause}")
+                        if split is None or not split.failed:
+                            yield fail(task, f"{type(e.cause).__name__}: {e.cause}")
+                        continue
+                    except ray.exceptions.RayError as e:  # e.g. a chunk's results lost with its node
+                        idle.append(actor)
+                        if split is None or not split.failed:
+                            yield fail(task, f"{type(e).__name__}: the cluster lost this file's partial results; run the batch again to redo it")
                         continue
                     idle.append(actor)
-                    if attempt:
-                        row["message"] = "; ".join(m for m in (row["message"], RERUN) if m)
-                    yield row
+                    if split is not None and split.failed:
+                        continue
+                    if task.kind == "chunk":
+                        assert split is not None
+                        split.refs[task.part] = ref
+                        split.left -= 1
+                        if split.left == 0:
+                            todo.appendleft(_Task(task.job, "merge"))
+                        continue
+                    if task.attempt or (split is not None and split.rerun):
+                        result["message"] = "; ".join(m for m in (result["message"], RERUN) if m)
+                    yield result
                 if self.bo.file_timeout_s > 0:
                     now = time.monotonic()
-                    for ref, (_job, _attempt, actor, start) in running.items():
+                    for ref, (_task, actor, start) in running.items():
                         if ref not in timed_out and now - start > self.bo.file_timeout_s:
                             timed_out.add(ref)
                             ray.kill(actor, no_restart=False)  # Ray restarts it; the task fails
         finally:
-            for ref, (job, *_rest) in running.items():
+            for ref, (task, *_rest) in running.items():
                 ray.cancel(ref, force=True)
-                self._clean(job)
+                if task.kind != "chunk":
+                    self._clean(task.job)
             for actor in self.actors:
                 ray.kill(actor, no_restart=True)

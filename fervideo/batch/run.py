@@ -176,6 +176,15 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
     :mod:`.store`); never stops on a bad file. With ``ray_address``, the files run on a Ray
     cluster (:mod:`.ray_cluster`) instead of local workers."""
     root = store.as_target(out)
+    if bo.chunk_s < 0:
+        raise UsageError(None, "--chunk-s must be 0 (files whole) or a positive number of seconds")
+    if bo.chunk_s > 0:
+        if ray_address is None:
+            raise UsageError(None, "--chunk-s splits files across a Ray cluster's workers: add --ray")
+        if bo.annotate:
+            raise UsageError(None, "--chunk-s: annotated videos are written in one pass; leave out --annotate or --chunk-s")
+        if options.detect_every != 1:
+            raise UsageError(None, "--chunk-s needs --detect-every 1 (boxes carried between detections depend on the whole file)")
     jobs = plan(store.as_target(directory), root, options, bo)
     result = BatchResult(store.join(root, "summary.csv"))
     progress = _Progress(len(jobs), bo.quiet, frames=ray_address is None)  # cluster workers send no frame counts

@@ -10,6 +10,7 @@ import logging
 import queue
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from fervideo.batch.resume import write_sidecar
 from fervideo.batch.store import Target
 from fervideo.errors import INTERRUPTED, FervideoError, check_interrupted
 from fervideo.logs import to_terminal
-from fervideo.outputs import plot_timeline, read_timeline, summarise
-from fervideo.pipeline import Analyzer, Options, process_video
+from fervideo.outputs import TimelineWriter, plot_timeline, read_timeline, summarise
+from fervideo.pipeline import Analyzer, Chunk, Options, analyse_chunk, process_video
 
 _worker_analyzer: Analyzer | None = None
 _worker_progress: Any = None  # a multiprocessing queue to the parent's progress bar, or None
@@ -83,6 +84,11 @@ class _FrameTicker:
                 pass
 
 
+def _input_error(e: BaseException) -> str:
+    """A file's problem as its summary row says it."""
+    return e.problem if isinstance(e, FervideoError) else f"{type(e).__name__}: {e}"
+
+
 def process_one(video: Target, outputs: dict[str, Target], skip: bool, bo: BatchOptions) -> dict[str, Any]:
     """Process one file in a worker and return its summary row; never raises for input errors."""
     row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
@@ -94,35 +100,79 @@ def process_one(video: Target, outputs: dict[str, Target], skip: bool, bo: Batch
                 row.update(summarise(read_timeline(timeline)))
             return row
         with store.fetched(video) as local_video:  # an input given by URL is downloaded first
-            _analyse(video, local_video, outputs, bo, row)
-        if bo.settings is not None:
-            write_sidecar(outputs, bo.settings)
-    except FervideoError as e:
-        row.update(status="error", message=e.problem)
-    except (OSError, ValueError, RuntimeError) as e:  # a codec or file-system failure on one file
-        row.update(status="error", message=f"{type(e).__name__}: {e}")
+
+            def analyse(local: dict[str, Path]) -> list[str]:
+                assert _worker_analyzer is not None
+                ticker = _FrameTicker(video)
+                report = process_video(
+                    local_video,
+                    _worker_analyzer,
+                    timeline=local["timeline"],
+                    fmt=bo.fmt,
+                    annotated=local.get("annotated"),
+                    codec=bo.codec,
+                    progress=ticker,
+                    on_start=ticker.start,
+                )
+                ticker.flush()
+                return [w.replace(str(local_video), str(video)) for w in report.warnings]
+
+            _write_outputs(video, outputs, bo, row, analyse)
+    except (FervideoError, OSError, ValueError, RuntimeError) as e:  # a bad input, a codec or file-system failure
+        row.update(status="error", message=_input_error(e))
     return row
 
 
-def _analyse(video: Target, local_video: Path, outputs: dict[str, Target], bo: BatchOptions, row: dict[str, Any]) -> None:
-    """The outputs of one file, written locally (in place for a local --out, in a staging folder
-    for a URL, uploaded when all are complete); messages name ``video`` as the user gave it."""
+def _write_outputs(video: Target, outputs: dict[str, Target], bo: BatchOptions, row: dict[str, Any], produce: Callable[[dict[str, Path]], list[str]]) -> None:
+    """One file's outputs: ``produce`` writes the timeline (and annotated video) at the local paths
+    it is given (in place for a local --out; in a staging folder for a URL, uploaded when all are
+    complete) and returns its warnings; then the summary figures, the plot, and the run record last."""
     assert _worker_analyzer is not None
     with store.staged(outputs) as local:
-        ticker = _FrameTicker(video)
-        report = process_video(
-            local_video,
-            _worker_analyzer,
-            timeline=local["timeline"],
-            fmt=bo.fmt,
-            annotated=local.get("annotated"),
-            codec=bo.codec,
-            progress=ticker,
-            on_start=ticker.start,
-        )
-        ticker.flush()
-        row["message"] = "; ".join(w.replace(str(local_video), str(video)) for w in report.warnings)
+        row["message"] = "; ".join(produce(local))
         df = read_timeline(local["timeline"])
         row.update(summarise(df))
         if "plot" in local:
             plot_timeline(df, local["plot"], title=store.name_of(video), smoothed=_worker_analyzer.options.smooth_s > 0)
+    if bo.settings is not None:
+        write_sidecar(outputs, bo.settings)
+
+
+def process_chunk(video: Target, start: int, stop: int | None) -> Chunk:
+    """Frames ``[start, stop)`` of one file: detections and probabilities (see
+    :func:`fervideo.pipeline.analyse_chunk`); an input error comes back in ``Chunk.error``."""
+    assert _worker_analyzer is not None
+    try:
+        check_interrupted()
+        with store.fetched(video) as local_video:
+            chunk = analyse_chunk(local_video, _worker_analyzer, start, stop)
+            if chunk.warning is not None:
+                chunk.warning = chunk.warning.replace(str(local_video), str(video))
+            return chunk
+    except (FervideoError, OSError, ValueError, RuntimeError) as e:
+        return Chunk(error=_input_error(e))
+
+
+def merge_chunks(video: Target, outputs: dict[str, Target], bo: BatchOptions, *chunks: Chunk) -> dict[str, Any]:
+    """The outputs of a file analysed in chunks (in file order): ids and smoothing replayed over
+    them in one pass, so the timeline is byte for byte what one worker writes for the whole file."""
+    row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
+    try:
+        check_interrupted()
+        failed = next((c.error for c in chunks if c.error is not None), None)
+        if failed is not None:
+            return {**row, "status": "error", "message": failed}
+        assert _worker_analyzer is not None
+        smoothing = _worker_analyzer.options.smooth_s > 0
+
+        def replay(local: dict[str, Path]) -> list[str]:
+            assert _worker_analyzer is not None
+            with TimelineWriter(local["timeline"], bo.fmt, smoothing) as tw:
+                for result in _worker_analyzer.replay(chunks):
+                    tw.write(result)
+            return [w for w in (next((c.warning for c in chunks if c.reached_end), None),) if w]
+
+        _write_outputs(video, outputs, bo, row, replay)
+    except (FervideoError, OSError, ValueError, RuntimeError) as e:
+        row.update(status="error", message=_input_error(e))
+    return row
