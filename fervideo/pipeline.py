@@ -9,6 +9,10 @@ Two drivers share one analysis core (:meth:`Analyzer.analyse`):
 * the plain driver: the same loop in one thread, kept as the reference the pipelined one must
   match byte for byte (a test checks it).
 
+A long file can also be cut into chunks (``batch --ray --chunk-s``): :func:`analyse_chunk` runs the
+per-frame half (detection, classification) on one chunk anywhere, and :meth:`Analyzer.replay` runs
+the stateful half (ids, smoothing) over the chunks in order, giving the single pass's timeline.
+
 Memory is bounded by the queue sizes and one classification window, whatever the video length.
 """
 
