@@ -74,8 +74,8 @@ def resume_state(
     """"missing" (no complete outputs, or older than the input), "changed" (made with other options
     or another model, or by a version that kept no record) or "same" (safe to skip). ``modified``:
     the files' times (:func:`.store.modified_times` lists a bucket once for all inputs)."""
-    mtime = video.stat().st_mtime if isinstance(video, Path) else modified(video)
-    if mtime is None:  # gone since the listing: its error row comes when it runs
+    mtime = modified(video)
+    if mtime is None:  # gone since it was found: its error row comes when it runs
         return "missing"
     for target in outputs.values():
         made = modified(target)

@@ -99,13 +99,7 @@ def plan(directory: store.Target, out: store.Target, options: Options, bo: Batch
     if bo.overwrite:
         found = ["missing"] * len(videos)
     else:
-        out_times = store.modified_times(out)
-        in_times = store.modified_times(directory) if store.is_url(directory) else out_times
-
-        def modified(target: store.Target) -> float | None:
-            return in_times(target) if target in inputs else out_times(target)
-
-        inputs = set(videos)
+        modified = store.modified_times(directory, out)
         # A bucket answers in tens of ms per request: its run records are read in parallel.
         with ThreadPoolExecutor(16 if store.is_url(out) else 1) as pool:
             found = list(pool.map(lambda vo: resume_state(vo[0], vo[1], settings, modified), zip(videos, outs, strict=True)))

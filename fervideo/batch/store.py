@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import os
 import re
 import shutil
@@ -135,18 +136,20 @@ def modified(target: Target) -> float | None:
         return float("inf")  # a store that keeps no times: the run.json record decides alone
 
 
-def modified_times(root: Target) -> Callable[[Target], float | None]:
-    """:func:`modified` for every output under ``root``, from one listing for a URL: asking per
-    output costs two requests each, minutes of them before any work on a bucket of thousands of
-    files. A store whose listing keeps no times gives ``inf`` (the run records decide alone)."""
-    if isinstance(root, Path):
-        return modified  # a stat is cheap
-    fs, path = filesystem(root)
-    try:
-        infos = fs.find(path, detail=True)
-    except FileNotFoundError:
-        infos = {}
-    times = {name: _time_of(info) for name, info in infos.items()}
+def modified_times(*roots: Target) -> Callable[[Target], float | None]:
+    """:func:`modified` for every file under ``roots`` (the inputs' and the outputs' folders), from
+    one listing per URL: asking per file costs two requests each, minutes of them before any work on
+    a bucket of thousands of files. Local files are stat'ed (cheap). A store whose listing keeps no
+    times gives ``inf`` (the run records decide alone)."""
+    times: dict[str, float] = {}
+    for root in roots:
+        if is_url(root):
+            fs, path = filesystem(str(root))
+            try:
+                infos = fs.find(path, detail=True)
+            except FileNotFoundError:
+                infos = {}
+            times.update((name, _time_of(info)) for name, info in infos.items())
 
     def lookup(target: Target) -> float | None:
         return times.get(filesystem(str(target))[1]) if is_url(target) else modified(target)
@@ -178,10 +181,21 @@ def read_text(target: Target) -> str:
         return f.read()
 
 
-def _new_stage() -> Path:
-    """A local staging folder named after this process, so a later worker can tell a dead one's
-    leftovers (:func:`sweep_stages`)."""
-    return Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-"))
+@contextlib.contextmanager
+def _stage() -> Iterator[Path]:
+    """A local staging folder, removed afterwards; named after this process, so a later worker can
+    tell a dead one's leftovers (:func:`sweep_stages`)."""
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-"))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _sibling(path: str, name: str) -> str:
+    """``name`` in the folder of ``path`` (store paths use ``/``)."""
+    parent = path.rpartition("/")[0]
+    return f"{parent}/{name}" if parent else name
 
 
 def sweep_stages() -> None:
@@ -199,10 +213,9 @@ def sweep_stages() -> None:
 def upload(local: Path, target: str) -> None:
     """Copy ``local`` to ``target`` under a temporary name, then move it onto the final name."""
     fs, path = filesystem(target)
-    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
-    suffix = Path(name).suffix
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.partial{suffix}" if parent else f".{name}.partial{suffix}"
-    _makedirs(fs, parent)
+    name = path.rpartition("/")[2]
+    tmp = _sibling(path, f".{name}.{uuid.uuid4().hex[:8]}.partial{Path(name).suffix}")
+    _makedirs(fs, path.rpartition("/")[0])
     try:
         fs.put_file(str(local), tmp)
         if OBJECT_STORES.intersection(_protocols(fs)):
@@ -224,13 +237,10 @@ def publishing(target: Target) -> Iterator[Path]:
         with atomic_output(target) as tmp:
             yield tmp
         return
-    stage = _new_stage()
-    try:
+    with _stage() as stage:
         local = stage / name_of(target)
         yield local
         upload(local, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -238,21 +248,16 @@ def staged(outputs: dict[str, Target]) -> Iterator[dict[str, Path]]:
     """Local paths for one file's outputs; for URL targets, uploaded when the block succeeds.
 
     Local targets are passed through: their writers already write atomically beside the target.
+    (A file's outputs all lie under one ``--out``, so they are all URLs or all paths.)
     """
     if not any(is_url(t) for t in outputs.values()):
         yield {k: Path(t) for k, t in outputs.items()}
         return
-    stage = _new_stage()
-    try:
+    with _stage() as stage:
         local = {k: stage / name_of(t) for k, t in outputs.items()}
         yield local
         for k, t in outputs.items():
-            if is_url(t):
-                upload(local[k], str(t))
-            else:
-                os.replace(local[k], t)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+            upload(local[k], str(t))
 
 
 @contextlib.contextmanager
@@ -262,13 +267,10 @@ def fetched(target: Target) -> Iterator[Path]:
         yield target
         return
     fs, path = filesystem(target)
-    stage = _new_stage()
-    try:
+    with _stage() as stage:
         local = stage / name_of(target)
         fs.get_file(path, str(local))
         yield local
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def remove_partials(target: Target) -> None:
@@ -277,15 +279,11 @@ def remove_partials(target: Target) -> None:
         remove_local_partials(target)
         return
     fs, path = filesystem(target)
-    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
     try:
-        leftovers = fs.glob(f"{parent}/.{_glob_escape(name)}.*.partial*")
+        leftovers = fs.glob(_sibling(path, f".{glob.escape(path.rpartition('/')[2])}.*.partial*"))
     except (OSError, ValueError):
         return
     for p in leftovers:
         with contextlib.suppress(FileNotFoundError, OSError):
             fs.rm_file(p)
 
-
-def _glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[\]])", r"[\1]", name)
