@@ -72,6 +72,15 @@ class FileActor:
 
 
 @dataclass
+class _Split:
+    """A file running as chunks: their results (object refs, in file order; None until done)."""
+
+    refs: list[Any]
+    failed: bool = False  # an error row was given: its other chunks are dropped
+    rerun: bool = False  # a chunk was re-run after its worker died
+
+
+@dataclass
 class _Task:
     """One call to an actor: a whole file, one chunk of a file (``part``), or the merge of its chunks."""
 
@@ -80,23 +89,20 @@ class _Task:
     part: int = 0
     bounds: tuple[int, int | None] = (0, None)
     attempt: int = 0
+    split: _Split | None = None  # the file's chunks, for a chunk or a merge
 
-    def submit(self, actor: Any, bo: BatchOptions, chunk_refs: list[Any]) -> Any:
+    @property
+    def dropped(self) -> bool:
+        """Its file already has an error row (another chunk failed)."""
+        return self.split is not None and self.split.failed
+
+    def submit(self, actor: Any, bo: BatchOptions) -> Any:
         if self.kind == "chunk":
             return actor.chunk.remote(self.job[0], *self.bounds)
         if self.kind == "merge":
-            return actor.merge.remote(self.job[0], self.job[1], bo, *chunk_refs)
+            assert self.split is not None
+            return actor.merge.remote(self.job[0], self.job[1], bo, *self.split.refs)
         return actor.run.remote(*self.job, bo)
-
-
-@dataclass
-class _Split:
-    """A file running as chunks: their results (object refs, in file order) as they complete."""
-
-    refs: list[Any]
-    left: int
-    failed: bool = False
-    rerun: bool = False
 
 
 def split_file(video: Any, chunk_s: float) -> list[tuple[int, int | None]]:
@@ -104,7 +110,7 @@ def split_file(video: Any, chunk_s: float) -> list[tuple[int, int | None]]:
     it then runs whole and its problem is reported as usual)."""
     from pathlib import Path
 
-    from fervideo.errors import FervideoError
+    from fervideo.batch.worker import FILE_ERRORS
     from fervideo.pipeline import chunk_bounds
     from fervideo.video import probe
 
@@ -112,7 +118,7 @@ def split_file(video: Any, chunk_s: float) -> list[tuple[int, int | None]]:
         return [(0, None)]
     try:
         info = probe(video)
-    except (FervideoError, OSError, ValueError, RuntimeError):
+    except FILE_ERRORS:
         return [(0, None)]
     return chunk_bounds(info.frame_count_container, info.fps_float, chunk_s)
 
@@ -149,25 +155,25 @@ class RaySupervisor:
     _clean = staticmethod(clean_job)
     _error = staticmethod(error_row)
 
-    def _tasks(self, jobs: list[Job]) -> tuple[deque[_Task], dict[str, _Split]]:
+    def _tasks(self, jobs: list[Job]) -> deque[_Task]:
         """Whole files, or with ``--chunk-s`` the chunks of long local files (their merges are
         queued when their chunks are done)."""
         todo: deque[_Task] = deque()
-        splits: dict[str, _Split] = {}
+        split_files = 0
         for job in jobs:
             bounds = [(0, None)] if job[2] else split_file(job[0], self.bo.chunk_s)
             if len(bounds) == 1:
                 todo.append(_Task(job))
                 continue
-            splits[str(job[0])] = _Split([None] * len(bounds), len(bounds))
-            todo.extend(_Task(job, "chunk", i, b) for i, b in enumerate(bounds))
-        if splits:
-            log.info("%d file(s) split into chunks of %g s", len(splits), self.bo.chunk_s)
-        return todo, splits
+            split, split_files = _Split([None] * len(bounds)), split_files + 1
+            todo.extend(_Task(job, "chunk", i, b, split=split) for i, b in enumerate(bounds))
+        if split_files:
+            log.info("%d file(s) split into chunks of %g s", split_files, self.bo.chunk_s)
+        return todo
 
     def rows(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
         ray = self.ray
-        todo, splits = self._tasks(jobs)
+        todo = self._tasks(jobs)
         idle = list(self.actors)
         running: dict[Any, tuple[_Task, Any, float]] = {}  # ref -> (task, actor, start)
         # An actor that died is not given work until it answers again: calls made while Ray is
@@ -183,9 +189,8 @@ class RaySupervisor:
                 log.warning("a Ray worker did not come back after %d s; going on without it", int(REVIVE_TRIES * 0.5))
 
         def fail(task: _Task, message: str) -> dict[str, Any]:
-            split = splits.get(str(task.job[0]))
-            if split is not None:
-                split.failed = True  # its other chunks are dropped, not reported again
+            if task.split is not None:
+                task.split.failed = True  # its other chunks are dropped, not reported again
             return self._error(task.job, message)
 
         try:
@@ -196,17 +201,15 @@ class RaySupervisor:
                     pings[item[1].pid.remote()] = (item[1], item[2] + 1)
                 while todo and idle:
                     task = todo.popleft()
-                    split = splits.get(str(task.job[0]))
-                    if split is not None and split.failed:
+                    if task.dropped:
                         continue
                     actor = idle.pop()
-                    ref = task.submit(actor, self.bo, split.refs if split is not None else [])
+                    ref = task.submit(actor, self.bo)
                     running[ref] = (task, actor, time.monotonic())
                 if todo and not (idle or running or pings or waiting):
                     while todo:  # every worker is gone for good
                         task = todo.popleft()
-                        split = splits.get(str(task.job[0]))
-                        if split is None or not split.failed:
+                        if not task.dropped:
                             yield fail(task, "no Ray worker left to run this file")
                     break
                 refs = list(running) + list(pings)
@@ -226,12 +229,11 @@ class RaySupervisor:
                             revive(actor, tries)
                         continue
                     task, actor, _ = running.pop(ref)
-                    split = splits.get(str(task.job[0]))
                     try:
                         result = ray.get(ref)
                     except ray.exceptions.RayActorError:
                         revive(actor, 0)
-                        if split is not None and split.failed:
+                        if task.dropped:
                             continue
                         if ref in timed_out:
                             yield fail(task, f"did not finish within --file-timeout {self.bo.file_timeout_s:g} s (stopped)")
@@ -240,33 +242,32 @@ class RaySupervisor:
                             if task.kind != "chunk":
                                 self._clean(task.job)
                             task.attempt = 1
-                            if split is not None:
-                                split.rerun = True
+                            if task.split is not None:
+                                task.split.rerun = True
                             todo.append(task)
                         else:
                             yield fail(task, CRASHED)
                         continue
                     except ray.exceptions.RayTaskError as e:  # an unexpected exception inside the task
                         idle.append(actor)
-                        if split is None or not split.failed:
+                        if not task.dropped:
                             yield fail(task, f"{type(e.cause).__name__}: {e.cause}")
                         continue
                     except ray.exceptions.RayError as e:  # e.g. a chunk's results lost with its node
                         idle.append(actor)
-                        if split is None or not split.failed:
+                        if not task.dropped:
                             yield fail(task, f"{type(e).__name__}: the cluster lost this file's partial results; run the batch again to redo it")
                         continue
                     idle.append(actor)
-                    if split is not None and split.failed:
+                    if task.dropped:
                         continue
                     if task.kind == "chunk":
-                        assert split is not None
-                        split.refs[task.part] = ref
-                        split.left -= 1
-                        if split.left == 0:
-                            todo.appendleft(_Task(task.job, "merge"))
+                        assert task.split is not None
+                        task.split.refs[task.part] = ref
+                        if all(r is not None for r in task.split.refs):
+                            todo.appendleft(_Task(task.job, "merge", split=task.split))
                         continue
-                    if task.attempt or (split is not None and split.rerun):
+                    if task.attempt or (task.split is not None and task.split.rerun):
                         result["message"] = "; ".join(m for m in (result["message"], RERUN) if m)
                     yield result
                 if self.bo.file_timeout_s > 0:

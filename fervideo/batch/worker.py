@@ -84,6 +84,10 @@ class _FrameTicker:
                 pass
 
 
+# What one input can raise (a bad input, a codec or file-system failure): an error row, never the batch's end.
+FILE_ERRORS = (FervideoError, OSError, ValueError, RuntimeError)
+
+
 def _input_error(e: BaseException) -> str:
     """A file's problem as its summary row says it."""
     return e.problem if isinstance(e, FervideoError) else f"{type(e).__name__}: {e}"
@@ -118,7 +122,7 @@ def process_one(video: Target, outputs: dict[str, Target], skip: bool, bo: Batch
                 return [w.replace(str(local_video), str(video)) for w in report.warnings]
 
             _write_outputs(video, outputs, bo, row, analyse)
-    except (FervideoError, OSError, ValueError, RuntimeError) as e:  # a bad input, a codec or file-system failure
+    except FILE_ERRORS as e:
         row.update(status="error", message=_input_error(e))
     return row
 
@@ -149,7 +153,7 @@ def process_chunk(video: Target, start: int, stop: int | None) -> Chunk:
             if chunk.warning is not None:
                 chunk.warning = chunk.warning.replace(str(local_video), str(video))
             return chunk
-    except (FervideoError, OSError, ValueError, RuntimeError) as e:
+    except FILE_ERRORS as e:
         return Chunk(error=_input_error(e))
 
 
@@ -170,9 +174,10 @@ def merge_chunks(video: Target, outputs: dict[str, Target], bo: BatchOptions, *c
             with TimelineWriter(local["timeline"], bo.fmt, smoothing) as tw:
                 for result in _worker_analyzer.replay(chunks):
                     tw.write(result)
-            return [w for w in (next((c.warning for c in chunks if c.reached_end), None),) if w]
+            warning = next((c.warning for c in chunks if c.reached_end), None)  # every chunk that reached the end has the same
+            return [warning] if warning else []
 
         _write_outputs(video, outputs, bo, row, replay)
-    except (FervideoError, OSError, ValueError, RuntimeError) as e:
+    except FILE_ERRORS as e:
         row.update(status="error", message=_input_error(e))
     return row
