@@ -282,7 +282,6 @@ class Chunk:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 7), np.float32))
-    frames_read: int = 0  # frames the reader went through, skipped ones included
     warning: str | None = None  # the short-read warning, from the chunk that reached the end
     reached_end: bool = False
     error: str | None = None  # the input's problem, as a batch row gives it
@@ -311,17 +310,23 @@ def analyse_chunk(path: str | Path, analyzer: Analyzer, start: int, stop: int | 
     reader.retrieve_every = o.stride
     reader.start, reader.stop = start, stop
     stop_event = threading.Event()
-    frame_bytes = max(1, reader.info.width * reader.info.height * 3)
-    queue_len = max(2, min(o.queue_size, QUEUE_BYTES // frame_bytes))
-    frames: Iterable[tuple[int, float, np.ndarray]] = _threaded(reader, queue_len, stop_event) if o.threaded else reader
+    frames, queue_len = _frame_source(reader, o, stop_event)
     try:
         chunk = analyzer.detected_and_classified(frames, parallel=o.threaded, max_pending=queue_len)
     finally:
         stop_event.set()
-    chunk.frames_read, chunk.reached_end = reader.frames_read, reader.reached_end
+    chunk.reached_end = reader.reached_end
     if reader.reached_end:
         chunk.warning = short_read_warning(path, reader)
     return chunk
+
+
+def _frame_source(reader: FrameReader, o: Options, stop: threading.Event) -> tuple[Iterable[tuple[int, float, np.ndarray]], int]:
+    """The reader's frames (from a reader thread when ``o.threaded``) and the queue length to use:
+    queues hold at most ~48 MB of frames each, 16 frames at 720p, 2 at 4K."""
+    frame_bytes = max(1, reader.info.width * reader.info.height * 3)
+    queue_len = max(2, min(o.queue_size, QUEUE_BYTES // frame_bytes))
+    return (_threaded(reader, queue_len, stop) if o.threaded else reader), queue_len
 
 
 def _threaded(source: Iterable[Any], maxsize: int, stop: threading.Event) -> Iterator[Any]:
@@ -434,12 +439,7 @@ def process_video(
     report = VideoReport(info=reader.info)
     smoothing = o.smooth_s > 0
     stop = threading.Event()
-    # Queues hold at most ~48 MB of frames each: 16 frames at 720p, 2 at 4K.
-    frame_bytes = max(1, reader.info.width * reader.info.height * 3)
-    queue_len = max(2, min(o.queue_size, QUEUE_BYTES // frame_bytes))
-    frames: Iterable[tuple[int, float, np.ndarray]] = reader
-    if o.threaded:
-        frames = _threaded(reader, queue_len, stop)
+    frames, queue_len = _frame_source(reader, o, stop)
     with _outputs(timeline, fmt, smoothing, annotated, reader, codec) as (tw, vw):
         writer_thread = _WriterThread(vw, queue_len, smoothing) if (vw is not None and o.threaded) else None
         last_faces: list[Face] = []
