@@ -84,3 +84,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, check: bo
     if check and proc.returncode != 0:
         raise AssertionError(f"fervideo {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
     return proc
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    """A user's mistake is one line on stderr, no traceback, and the documented exit code; the line
+    names what it should (``needles``). Returns the line."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+

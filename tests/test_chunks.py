@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, SHARED_VIDEOS, run_cli
+from conftest import SAMPLES, SHARED_VIDEOS, one_line_error, run_cli
 from media import sample_frames, write_video
 
 from fervideo.errors import UsageError
@@ -83,8 +83,6 @@ def test_chunk_bounds_cover_the_file_and_leave_the_end_open() -> None:
 def test_chunk_option_errors(tmp_path: Path) -> None:
     """--chunk-s is for clusters and for timelines: one line and exit 2 otherwise, before any work."""
     for extra, needle in (((), "add --ray"), (("--ray", "local", "--annotate"), "--annotate"), (("--ray", "local", "--detect-every", "2"), "--detect-every 1")):
-        proc = run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--chunk-s", "5", *extra)
-        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        one_line_error(run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--chunk-s", "5", *extra), 2, needle)
     assert not (tmp_path / "o").exists()
 

@@ -10,21 +10,12 @@ from pathlib import Path
 import av
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLES, run_cli
+from conftest import ROOT, SAMPLES, one_line_error, run_cli
 from media import sample_frames, write_video
 
 from fervideo.emotions.architectures import ARCHITECTURES
 
 EXIT_SOME_FAILED, EXIT_USAGE = 1, 2
-
-
-def _one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 # ------------------------------------------------------------------ 1. train option errors
@@ -35,7 +26,7 @@ def test_train_bad_choice_is_one_line_before_tensorflow(flag: str, value: str, n
     run = tmp_path / "run"
     # --data does not exist: the option check must come first, and TensorFlow never loads.
     proc = run_cli("train", "--data", str(tmp_path / "fer.npz"), flag, value, "--out", str(run))
-    line = _one_line(proc, EXIT_USAGE, value, *names)
+    line = one_line_error(proc, EXIT_USAGE, value, *names)
     assert "Traceback" not in proc.stderr and line.startswith("fervideo: error:")
     assert not (run / "state.json").exists() and not run.exists()
 
@@ -69,7 +60,7 @@ def test_annotated_container_follows_extension(ext: str, fmt: str, tmp_path: Pat
 def test_annotated_unknown_extension_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out.webm"
     proc = run_cli("annotate", str(SAMPLES / "two_astronauts.mp4"), "-o", str(out), "--quiet")
-    _one_line(proc, EXIT_USAGE, str(out), ".mp4", ".avi")
+    one_line_error(proc, EXIT_USAGE, str(out), ".mp4", ".avi")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -106,7 +97,7 @@ def test_video_commands_run_without_tensorflow(tmp_path: Path) -> None:
     np.savez(npz, images=np.zeros((4, 48, 48), np.uint8), labels=np.zeros(4, np.uint8), usage=np.array([0, 0, 1, 2], np.uint8))
     train = [sys.executable, "-m", "fervideo", "train", "--data", str(npz), "--out", str(tmp_path / "r")]
     proc = subprocess.run(train, capture_output=True, text=True, env=env, timeout=120)
-    _one_line(proc, EXIT_USAGE, "fervideo[train]")
+    one_line_error(proc, EXIT_USAGE, "fervideo[train]")
 
 
 # ------------------------------------------------------------------ 9. pandas reads face_id as integers
@@ -309,7 +300,7 @@ def test_live_window_opens_through_the_live_extra(tmp_path: Path) -> None:
 
 def test_live_missing_file_is_not_a_camera(tmp_path: Path) -> None:
     proc = run_cli("live", "--source", str(tmp_path / "nosuch.mp4"), "--no-window")
-    line = _one_line(proc, 3, "no such file")
+    line = one_line_error(proc, 3, "no such file")
     assert "camera" not in line.split("(")[0]
 
 

@@ -15,21 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos, run_cli
+from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos, one_line_error, run_cli
 from media import broken_folder, sample_frames, set_mp4_rotation, write_video
 
 from fervideo.outputs import read_timeline
 
 EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
-
-
-def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def _no_outputs(folder: Path) -> None:
@@ -55,7 +46,7 @@ def test_bad_inputs(case: str, tmp_path: Path) -> None:
     out_dir.mkdir()
     for cmd in (["timeline", str(src), "--csv", str(out_dir / "t.csv")], ["annotate", str(src), "-o", str(out_dir / "a.mp4")]):
         proc = run_cli(*cmd, "--quiet")
-        _one_line_error(proc, EXIT_INPUT, str(src))
+        one_line_error(proc, EXIT_INPUT, str(src))
     _no_outputs(out_dir)
 
 
@@ -69,7 +60,7 @@ def test_usage_error_exit_code() -> None:
     proc = run_cli("timeline")
     assert proc.returncode == EXIT_USAGE
     proc = run_cli("timeline", str(SAMPLES / "astronaut_pan.mp4"), "--stride", "0")
-    _one_line_error(proc, EXIT_USAGE, "--stride")
+    one_line_error(proc, EXIT_USAGE, "--stride")
 
 
 def test_truncated_video_keeps_decoded_frames_and_warns(tmp_path: Path) -> None:
@@ -184,7 +175,7 @@ def test_unwritable_output_fails_before_work(tmp_path: Path) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(blocker / "t.csv"), "--quiet")
-    _one_line_error(proc, EXIT_OUTPUT, str(blocker))
+    one_line_error(proc, EXIT_OUTPUT, str(blocker))
 
 
 def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
@@ -192,7 +183,7 @@ def test_output_equal_to_input_is_refused(tmp_path: Path) -> None:
     src.write_bytes((SAMPLES / "two_astronauts.mp4").read_bytes())
     before = src.read_bytes()
     proc = run_cli("annotate", str(src), "-o", str(src), "--quiet")
-    _one_line_error(proc, EXIT_OUTPUT, "input")
+    one_line_error(proc, EXIT_OUTPUT, "input")
     assert src.read_bytes() == before
 
 
@@ -433,23 +424,23 @@ def test_batch_with_a_bad_model_is_one_error(tmp_path: Path) -> None:
     bad.write_bytes(os.urandom(4096))
     for jobs in ("1", "2"):
         proc = run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--model", str(bad), "--jobs", jobs)
-        _one_line_error(proc, EXIT_MODEL, str(bad))
+        one_line_error(proc, EXIT_MODEL, str(bad))
         assert not (tmp_path / "o").exists()
 
 
 def test_batch_on_a_file_or_missing_folder(tmp_path: Path) -> None:
-    _one_line_error(run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--jobs", "0"), EXIT_USAGE, "--jobs")
-    _one_line_error(run_cli("batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")), EXIT_INPUT, "nope")
-    _one_line_error(run_cli("batch", str(SAMPLES / "astronaut_pan.mp4"), "--out", str(tmp_path / "o")), EXIT_INPUT, "astronaut_pan.mp4")
+    one_line_error(run_cli("batch", str(SAMPLES), "--out", str(tmp_path / "o"), "--jobs", "0"), EXIT_USAGE, "--jobs")
+    one_line_error(run_cli("batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")), EXIT_INPUT, "nope")
+    one_line_error(run_cli("batch", str(SAMPLES / "astronaut_pan.mp4"), "--out", str(tmp_path / "o")), EXIT_INPUT, "astronaut_pan.mp4")
 
 
 def test_garbage_model_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "model.tflite"
     bad.write_bytes(os.urandom(4096))
     proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(bad))
-    _one_line_error(proc, EXIT_MODEL, str(bad))
+    one_line_error(proc, EXIT_MODEL, str(bad))
     proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(tmp_path / "none.tflite"))
-    _one_line_error(proc, EXIT_MODEL, "none.tflite")
+    one_line_error(proc, EXIT_MODEL, "none.tflite")
     assert not (tmp_path / "t.csv").exists()
 
 
@@ -462,7 +453,7 @@ def test_wrong_shape_model_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "wrong.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(path))
-    _one_line_error(proc, EXIT_MODEL, "48, 48, 1")
+    one_line_error(proc, EXIT_MODEL, "48, 48, 1")
 
 
 def test_fps_is_exact_not_truncated(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SAMPLES, run_cli
+from conftest import SAMPLES, one_line_error, run_cli
 from media import broken_folder
 
 pytest.importorskip("fsspec", reason="the remote extra is not installed: pip install '.[remote]'")
@@ -76,31 +76,23 @@ def test_batch_to_a_url_writes_what_a_local_batch_writes(tmp_path: Path) -> None
     assert (remote / "good.mp4.csv").stat().st_mtime_ns != mtime
 
 
-def _one_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
 def test_bad_output_urls_are_one_line_before_any_work(tmp_path: Path) -> None:
-    _one_line(run_cli("batch", str(SAMPLES), "--out", "nosuch://bucket/x", "-q"), EXIT_USAGE, "nosuch://bucket/x: Protocol not known")
+    one_line_error(run_cli("batch", str(SAMPLES), "--out", "nosuch://bucket/x", "-q"), EXIT_USAGE, "nosuch://bucket/x: Protocol not known")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     url = blocker.as_uri() + "/out"
-    _one_line(run_cli("batch", str(SAMPLES), "--out", url, "-q"), EXIT_OUTPUT, url, "cannot write there")
+    one_line_error(run_cli("batch", str(SAMPLES), "--out", url, "-q"), EXIT_OUTPUT, url, "cannot write there")
     try:
         import s3fs  # noqa: F401
     except ImportError:  # the store's own package missing: say which one
-        _one_line(run_cli("batch", str(SAMPLES), "--out", "s3://bucket/prefix", "-q"), EXIT_USAGE, "s3://bucket/prefix", "s3fs")
+        one_line_error(run_cli("batch", str(SAMPLES), "--out", "s3://bucket/prefix", "-q"), EXIT_USAGE, "s3://bucket/prefix", "s3fs")
 
 
 def test_a_url_without_fsspec_says_what_to_install() -> None:
     """The remote extra is optional: without fsspec, a URL is one line naming the extra."""
     code = "import sys; sys.modules['fsspec'] = sys.modules['fsspec.core'] = None; sys.argv[0] = 'fervideo'; from fervideo.cli import main; main()"
     proc = subprocess.run([sys.executable, "-c", code, "batch", str(SAMPLES), "--out", "s3://bucket/x", "-q"], capture_output=True, text=True, timeout=300)
-    _one_line(proc, EXIT_USAGE, "s3://bucket/x", "pip install 'fervideo[remote]'")
+    one_line_error(proc, EXIT_USAGE, "s3://bucket/x", "pip install 'fervideo[remote]'")
 
 
 @pytest.fixture
@@ -236,7 +228,7 @@ def test_batch_to_s3_writes_what_a_local_batch_writes(s3_env: dict[str, str], tm
     again = run_cli("batch", str(d), "--out", "s3://study/run1", *args)
     assert "2 file(s) up to date with the same options and model (skipped)" in again.stderr, again.stderr
     # A bucket that does not exist is an error before any work, and is not created.
-    _one_line(run_cli("batch", str(d), "--out", "s3://no-such-bucket/run1", "-q"), EXIT_OUTPUT, "s3://no-such-bucket/run1", "cannot write there")
+    one_line_error(run_cli("batch", str(d), "--out", "s3://no-such-bucket/run1", "-q"), EXIT_OUTPUT, "s3://no-such-bucket/run1", "cannot write there")
     assert not fs.exists("no-such-bucket")
 
 
@@ -269,8 +261,8 @@ def test_batch_reads_inputs_from_a_url(tmp_path: Path) -> None:
     again = run_cli("batch", d.as_uri(), "--out", remote.as_uri(), *args)
     assert "3 file(s) up to date" in again.stderr, again.stderr
     # Not there, or a file: one line, exit 3.
-    _one_line(run_cli("batch", (tmp_path / "nope").as_uri(), "--out", str(tmp_path / "o"), "-q"), 3, "no such directory")
-    _one_line(run_cli("batch", (d / "good.mp4").as_uri(), "--out", str(tmp_path / "o"), "-q"), 3, "is a file")
+    one_line_error(run_cli("batch", (tmp_path / "nope").as_uri(), "--out", str(tmp_path / "o"), "-q"), 3, "no such directory")
+    one_line_error(run_cli("batch", (d / "good.mp4").as_uri(), "--out", str(tmp_path / "o"), "-q"), 3, "is a file")
 
 
 def test_batch_from_s3_to_s3(s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
