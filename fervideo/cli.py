@@ -329,6 +329,7 @@ def batch(
 
     def go() -> int:
         from fervideo.batch import BatchOptions, run_batch
+        from fervideo.batch.run import check_chunk_options
 
         bo = BatchOptions(
             annotate=annotate,
@@ -342,6 +343,7 @@ def batch(
             codec=codec.value,
             quiet=quiet,
         )
+        check_chunk_options(opts, bo, ray)
         if ray is not None:
             from fervideo.batch.ray_cluster import import_ray
 

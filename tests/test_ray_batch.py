@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos, run_cli
+from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_extra, need_shared_videos, run_cli
 from media import sample_frames, write_video
 
-pytest.importorskip("ray", reason="the ray extra is not installed: pip install '.[ray]'")
+need_extra("ray", "ray")
 pytestmark = pytest.mark.slow
 
 RAY_ENV = {"RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}

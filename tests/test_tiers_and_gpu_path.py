@@ -12,15 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FER_NPZ, ROOT, SAMPLES, need_fer_npz, run_cli
+from conftest import FER_NPZ, ROOT, SAMPLES, need_extra, need_fer_npz, run_cli
 
 from fervideo.training import data as fer_data
 
 ACCURATE_CARD = ROOT / "models" / "accurate_card.json"
-
-
-def _torch() -> None:
-    pytest.importorskip("torch", reason="the gpu extra (PyTorch) is not installed: pip install '.[gpu]'")
 
 
 # ------------------------------------------------------------------ tiers
@@ -116,7 +112,7 @@ def test_shared_teacher_probs_fit_the_shared_data() -> None:
 def test_torch_engine_trains_resumes_and_exports(tmp_path: Path) -> None:
     """--engine torch on the CPU: 2 epochs on a subset, then resumed to 3; the best weights move
     into the Keras vgg_lite and agree within 1e-4; the exported .tflite runs in the tool."""
-    _torch()
+    need_extra("torch", "gpu")
     need_fer_npz()
     pytest.importorskip("keras", reason="needs the train extra")
     run = tmp_path / "run"
@@ -145,7 +141,7 @@ def test_torch_engine_refuses_other_architectures(tmp_path: Path) -> None:
 def test_torch_vgg_lite_matches_keras_weights_both_ways() -> None:
     """The shipped .keras read without TensorFlow (h5py) gives TFLite's probabilities; and the
     torch weights put back into Keras give the same model."""
-    _torch()
+    need_extra("torch", "gpu")
     from fervideo.emotions.classifier import EmotionClassifier
     from fervideo.emotions.torch_net import TorchClassifier
 
@@ -160,7 +156,7 @@ def test_torch_vgg_lite_matches_keras_weights_both_ways() -> None:
 
 
 def test_device_timelines_agree(tmp_path: Path) -> None:
-    _torch()
+    need_extra("torch", "gpu")
     out = {}
     for dev in ("cpu", "torch-cpu"):
         out[dev] = tmp_path / f"{dev}.csv"

@@ -165,11 +165,9 @@ class _Progress:
             self.queue.close()
 
 
-def run_batch(directory: str | Path, out: str | Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
-    """Process every video under ``directory`` into ``out`` (each a folder, or an fsspec URL: see
-    :mod:`.store`); never stops on a bad file. With ``ray_address``, the files run on a Ray
-    cluster (:mod:`.ray_cluster`) instead of local workers."""
-    root = store.as_target(out)
+def check_chunk_options(options: Options, bo: BatchOptions, ray_address: str | None) -> None:
+    """Refuse ``--chunk-s`` combinations that cannot give the one-pass timeline: usage errors, so
+    the CLI checks them before it looks for the Ray extra (a wrong flag is said first)."""
     if bo.chunk_s < 0:
         raise UsageError(None, "--chunk-s must be 0 (files whole) or a positive number of seconds")
     if bo.chunk_s > 0:
@@ -179,10 +177,18 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
             raise UsageError(None, "--chunk-s: annotated videos are written in one pass; leave out --annotate or --chunk-s")
         if options.detect_every != 1:
             raise UsageError(None, "--chunk-s needs --detect-every 1 (boxes carried between detections depend on the whole file)")
-        if options.device != "cpu":
-            # TFLite's output for a face does not depend on its batch (0.0 difference, checked);
-            # PyTorch's does, in the last bits (1.5e-8 measured), which can move a 4th decimal.
-            log.info("--chunk-s with --device %s: probabilities can differ from a single pass in the last printed digit", options.device)
+
+
+def run_batch(directory: str | Path, out: str | Path, options: Options, bo: BatchOptions, ray_address: str | None = None) -> BatchResult:
+    """Process every video under ``directory`` into ``out`` (each a folder, or an fsspec URL: see
+    :mod:`.store`); never stops on a bad file. With ``ray_address``, the files run on a Ray
+    cluster (:mod:`.ray_cluster`) instead of local workers."""
+    check_chunk_options(options, bo, ray_address)
+    if bo.chunk_s > 0 and options.device != "cpu":
+        # TFLite's output for a face does not depend on its batch (0.0 difference, checked);
+        # PyTorch's does, in the last bits (1.5e-8 measured), which can move a 4th decimal.
+        log.info("--chunk-s with --device %s: probabilities can differ from a single pass in the last printed digit", options.device)
+    root = store.as_target(out)
     jobs = plan(store.as_target(directory), root, options, bo)
     result = BatchResult(store.join(root, "summary.csv"))
     progress = _Progress(len(jobs), bo.quiet, frames=ray_address is None)  # cluster workers send no frame counts
