@@ -118,6 +118,16 @@ _SHARED: dict[str, tuple[Any, Any]] = {
         ],
         False,
     ),
+    "align": (
+        Annotated[
+            bool,
+            typer.Option(
+                "--align/--no-align",
+                help="Roll each face upright by the detector's eye landmarks before classifying it (blazeface, yunet; default on).",
+            ),
+        ],
+        True,
+    ),
     "plain": (Annotated[bool, typer.Option("--plain", help="Run decode, analysis and encode in one thread (reference path; slower).")], False),
 }
 
@@ -232,7 +242,7 @@ def _analyse_one(video: Path, opts: Any, quiet: bool, csv_out: Path | None, fmt:
     return report
 
 
-VIDEO_OPTIONS = ("detector", "detector_model", "model", "device", "batch_size", "min_face", "detect_every", "smooth", "tta", "tta_full")
+VIDEO_OPTIONS = ("detector", "detector_model", "model", "device", "batch_size", "min_face", "detect_every", "smooth", "tta", "tta_full", "align")
 
 
 @app.command()
@@ -359,7 +369,7 @@ def batch(
 
 
 @app.command()
-@analysis_options("detector", "detector_model", "model", "device", "min_face", "tta", "tta_full")
+@analysis_options("detector", "detector_model", "model", "device", "min_face", "tta", "tta_full", "align")
 def image(
     images: Annotated[list[Path], typer.Argument(help="Still images (jpg, png, ...).")],
     csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
@@ -383,7 +393,7 @@ def image(
 
 
 @app.command()
-@analysis_options("detector", "detector_model", "model", "device", "min_face", "smooth", "tta", "tta_full")
+@analysis_options("detector", "detector_model", "model", "device", "min_face", "smooth", "tta", "tta_full", "align")
 def live(
     source: Annotated[str, typer.Option(help="Camera index (0), stream URL or video file.")] = "0",
     window: Annotated[
@@ -463,6 +473,13 @@ def train(
     teacher_temperature: Annotated[float, typer.Option(help="Soften --teacher-probs targets: logits / T (1 = as given).")] = 1.0,
     distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher or --teacher-probs).")] = 0.5,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better PublicTest accuracy.")] = 15,
+    zoom: Annotated[
+        float | None,
+        typer.Option(
+            help="Scale augmentation, zoomed in or out by up to this fraction (default: in 0.15, out 0.1). 0.25 covers the framing "
+            "spread of the pipeline's crop (keras engine)."
+        ),
+    ] = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -512,6 +529,10 @@ def train(
             raise UsageError(None, "give --teacher or --teacher-probs, not both")
         if teacher_temperature <= 0:
             raise UsageError(None, "--teacher-temperature must be above 0")
+        if zoom is not None and not 0.0 <= zoom < 0.9:
+            raise UsageError(None, "--zoom must be between 0 and 0.9")
+        if zoom is not None and engine == "torch":
+            raise UsageError(None, "--zoom is for --engine keras (the torch engine zooms 0.85-1.15)")
         if teacher_probs is not None and not teacher_probs.is_file():
             raise UsageError(teacher_probs, "--teacher-probs file not found")
         for flag, path in (("--init", init), ("--teacher", teacher)):
@@ -533,6 +554,7 @@ def train(
             teacher_probs=str(teacher_probs) if teacher_probs else None,
             teacher_temperature=teacher_temperature,
             patience=patience,
+            **({"zoom_in": zoom, "zoom_out": zoom} if zoom is not None else {}),
         )
         if engine == "torch":
             from fervideo.training.torch_engine import train_torch

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -185,13 +186,18 @@ class BlazeFace:
             return []
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80, 80)))
         raw = raw[keep]
-        cx = raw[:, 0] + self.anchors[keep, 0]
-        cy = raw[:, 1] + self.anchors[keep, 1]
+        anchors = self.anchors[keep]
+        cx = raw[:, 0] + anchors[:, 0]
+        cy = raw[:, 1] + anchors[:, 1]
         bw, bh = raw[:, 2], raw[:, 3]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        # Keypoints 0-3 of MediaPipe's six: right eye, left eye, nose tip, mouth centre (the ears
+        # are left out), offsets from the anchor like the box centre.
+        points = raw[:, 4:12].reshape(-1, 4, 2) + anchors[:, None, :]
         boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x) / scale
         boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y) / scale
-        return _weighted_nms(boxes, scores, self.nms_iou, frame.shape)
+        points = (points - np.array([pad_x, pad_y], np.float32)) / scale
+        return _weighted_nms(boxes, scores, self.nms_iou, frame.shape, points.reshape(-1, 8))
 
     @property
     def _min_logit(self) -> float:
@@ -200,10 +206,11 @@ class BlazeFace:
         return float(np.log(p / (1 - p)))
 
 
-def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, shape: tuple[int, ...]) -> list[Face]:
-    """MediaPipe's weighted NMS: overlapping candidates are averaged by score, which steadies boxes."""
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, shape: tuple[int, ...], points: np.ndarray) -> list[Face]:
+    """MediaPipe's weighted NMS: overlapping candidates (boxes and keypoints) are averaged by score,
+    which steadies them."""
     order = np.argsort(-scores, kind="stable")
-    boxes, scores = boxes[order], scores[order]
+    boxes, scores, points = boxes[order], scores[order], points[order]
     remaining = np.ones(len(scores), bool)
     faces = []
     ious = iou_matrix(boxes, boxes)
@@ -214,16 +221,18 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, shape: tupl
         group[i] = True
         w = scores[group][:, None]
         box = (boxes[group] * w).sum(0) / w.sum()
+        pts = (points[group] * w).sum(0) / w.sum()
         remaining &= ~group
-        faces.append(_face_from_xyxy(box, float(scores[i]), shape))
+        faces.append(_face_from_xyxy(box, float(scores[i]), shape, pts.reshape(4, 2)))
     return [f for f in faces if f.w > 0 and f.h > 0]
 
 
-def _face_from_xyxy(box: np.ndarray, score: float, shape: tuple[int, ...]) -> Face:
+def _face_from_xyxy(box: np.ndarray, score: float, shape: tuple[int, ...], landmarks: np.ndarray | None = None) -> Face:
     h, w = shape[:2]
     x1, y1 = int(round(max(0.0, box[0]))), int(round(max(0.0, box[1])))
     x2, y2 = int(round(min(float(w), box[2]))), int(round(min(float(h), box[3])))
-    return Face(x1, y1, x2 - x1, y2 - y1, round(score, 4))
+    marks = None if landmarks is None else np.round(np.asarray(landmarks, np.float32), 2)
+    return Face(x1, y1, x2 - x1, y2 - y1, round(score, 4), landmarks=marks)
 
 
 class _Downscaled:
@@ -269,7 +278,10 @@ class YuNet(_Downscaled):
         faces = []
         for r in rows:
             box = np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]]) / scale
-            faces.append(_face_from_xyxy(box, float(r[-1]), frame.shape))
+            # YuNet's five points: right eye, left eye, nose tip, right and left mouth corners.
+            p = np.asarray(r[4:14], np.float32).reshape(5, 2) / scale
+            marks = np.stack([p[0], p[1], p[2], (p[3] + p[4]) / 2])
+            faces.append(_face_from_xyxy(box, float(r[-1]), frame.shape, marks))
         return [f for f in faces if f.w > 0 and f.h > 0]
 
 
@@ -316,15 +328,85 @@ def create_detector(name: str = "blazeface", model_path: str | Path | None = Non
     return factory(model_path, detect_size)
 
 
-def crop_face(frame: np.ndarray, face: Face, margin: float = 0.2, size: int = 48) -> np.ndarray:
-    """A square grayscale crop around the box, enlarged by ``margin``, resized to ``size``.
+@dataclass(frozen=True)
+class CropMap:
+    """Where the model's 48x48 frame lies relative to a detector's box: a square of side
+    ``scale * max(w, h)`` centred ``(dx, dy) * max(w, h)`` from the box centre (in the face's own
+    axes when the crop is rolled upright). Each detector frames faces its own way, so each has its
+    own map, fitted to FER2013's framing (:data:`CROP_MAPS`)."""
 
-    FER2013 faces are tightly framed squares from forehead to chin; BlazeFace boxes are a little
-    tighter, hence the margin. Parts outside the frame are filled by edge replication, as a
-    shifted training crop would be. Only the crop is converted to gray, never the whole frame.
+    scale: float
+    dx: float = 0.0
+    dy: float = 0.0
+    # Eye lines tilted less than this (degrees) are left as they are: at this size a detector's
+    # eyes are a few pixels apart, and rolling an upright face by its landmarks' noise costs accuracy.
+    min_roll: float = 0.0
+
+
+# The crop before issue 21 (margin 0.2, centred on the box): a guess, kept for comparison.
+LEGACY_CROP = CropMap(1.2)
+
+# Fitted by ``python scripts/fit_crop.py`` (200 PublicTest faces, each upscaled into 80-160 and 160-240 px, composited
+# upright with a feathered border at random places in face-free frames of the shared clips): the
+# median, over the faces each detector found, of (FER2013 square side / max(w, h)) and of the square
+# centre's offset from the box centre in units of max(w, h). Residual spread (1.4826 MAD): scale
+# 0.157 / 0.157 / 0.116 / 0.103 (blazeface / -short / yunet / haar), offsets 0.02-0.06. ``min_roll``
+# was chosen on PublicTest (benchmarks/e2e_fidelity.py, 600 faces at 80-160 px, rolls 0, +-10,
+# +-20, thresholds 0-12 degrees): BlazeFace's eyes are ~7 degrees noisy on upright faces (1.4826
+# MAD), so rolling below 10 degrees cost more than it gained; YuNet's (~3 degrees) gain from 0.
+CROP_MAPS: dict[str, CropMap] = {
+    "blazeface": CropMap(1.127, 0.007, -0.039, min_roll=10.0),
+    "blazeface-short": CropMap(1.133, 0.003, -0.09, min_roll=10.0),
+    "yunet": CropMap(0.969, 0.001, -0.015),
+    "haar": CropMap(1.019, -0.003, 0.001),
+}
+
+
+def roll_degrees(face: Face) -> float | None:
+    """The eye line's angle to the horizontal, in degrees (positive: the face is turned clockwise
+    as shown); None without landmarks."""
+    if face.landmarks is None:
+        return None
+    (rx, ry), (lx, ly) = face.landmarks[0], face.landmarks[1]
+    if lx == rx and ly == ry:
+        return None
+    return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+
+
+def crop_face(frame: np.ndarray, face: Face, crop: CropMap = LEGACY_CROP, align: bool = False, size: int = 48) -> np.ndarray:
+    """The model's view of a face: a grayscale square placed by ``crop`` (the detector's fitted
+    map), rolled upright by the eye line when ``align`` and the face has landmarks, resized to ``size``.
+
+    FER2013 faces are tightly framed upright squares from forehead to chin; the map puts the box
+    into that framing and the roll undoes a tilted head, so the network sees what it was trained
+    on. Parts outside the frame are filled by edge replication, as a shifted training crop would
+    be. Only the crop's region is converted to gray, never the whole frame.
     """
-    cx, cy = face.x + face.w / 2, face.y + face.h / 2
-    side = max(face.w, face.h) * (1 + margin)
+    box = max(face.w, face.h)
+    side = box * crop.scale
+    angle = roll_degrees(face) if align else None
+    if angle is not None and abs(angle) < crop.min_roll:
+        angle = None
+    theta = np.radians(angle) if angle else 0.0
+    c, sn = float(np.cos(theta)), float(np.sin(theta))
+    # The map's offset is in the face's axes: x along the eye line, y down the face.
+    cx = face.x + face.w / 2 + (crop.dx * c - crop.dy * sn) * box
+    cy = face.y + face.h / 2 + (crop.dx * sn + crop.dy * c) * box
+    if not angle:
+        return _square(frame, cx, cy, side, size)
+    # A rolled face: take the square that holds the rotated crop, reduce it (area averaging) so the
+    # crop's side is ``size`` pixels, then rotate at that scale (bilinear at scale 1: no aliasing).
+    reach = side * (abs(c) + abs(sn)) + 2
+    region = _square(frame, cx, cy, reach, max(1, int(round(reach * min(1.0, size / side)))))
+    r = region.shape[0] / reach  # region pixels per frame pixel
+    m = cv2.getRotationMatrix2D((region.shape[1] / 2, region.shape[0] / 2), angle, size / (side * r))
+    m[:, 2] += size / 2 - region.shape[0] / 2
+    return cv2.warpAffine(region, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _square(frame: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The gray axis-aligned square of ``side`` pixels centred at (cx, cy), resized to ``size``;
+    edge replication outside the frame."""
     x1, y1 = int(round(cx - side / 2)), int(round(cy - side / 2))
     s = max(1, int(round(side)))
     h, w = frame.shape[:2]
@@ -335,6 +417,8 @@ def crop_face(frame: np.ndarray, face: Face, margin: float = 0.2, size: int = 48
     crop = to_gray(frame[cy1:cy2, cx1:cx2])
     if (cx1 - x1, cy1 - y1, x1 + s - cx2, y1 + s - cy2) != (0, 0, 0, 0):
         crop = cv2.copyMakeBorder(crop, cy1 - y1, y1 + s - cy2, cx1 - x1, x1 + s - cx2, cv2.BORDER_REPLICATE)
+    if crop.shape[0] == size:
+        return crop
     interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
 

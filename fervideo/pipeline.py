@@ -33,7 +33,7 @@ import numpy as np
 
 from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier, check_device, make_classifier
 from fervideo.errors import UsageError, check_interrupted
-from fervideo.faces import create_detector, crop_face
+from fervideo.faces import CROP_MAPS, create_detector, crop_face
 from fervideo.files import atomic_output
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
@@ -64,6 +64,7 @@ class Options:
     detect_threads: int = 2
     tta: str = "off"  # "off", "flip" or "full": see EmotionClassifier
     device: str = "cpu"  # "cpu" (TFLite), "gpu" (PyTorch + CUDA), "auto": see make_classifier
+    align: bool = True  # roll each crop upright by the detector's eye landmarks (issue 21)
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
@@ -111,6 +112,12 @@ class Analyzer:
         self.window = max(options.window, 64) if self.on_gpu else options.window
         self.flush_faces = max(options.batch_size, 512) if self.on_gpu else options.batch_size
         self._pool: ThreadPoolExecutor | None = None
+        self.crop_map = CROP_MAPS[options.detector]
+
+    def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The model's 48x48 view of ``face``: the detector's fitted framing, rolled upright unless
+        ``--no-align``."""
+        return crop_face(image, face, self.crop_map, self.options.align)
 
     def _new_detector(self) -> Any:
         o = self.options
@@ -128,7 +135,7 @@ class Analyzer:
         to right (ids 0, 1, ...; no tracking across images), each with its probabilities."""
         faces = sorted(self.detect_faces(image), key=lambda f: (f.x, f.y))
         if faces:
-            probs = self.classifier.predict(np.stack([crop_face(image, f) for f in faces]))
+            probs = self.classifier.predict(np.stack([self.crop(image, f) for f in faces]))
             for i, (f, p) in enumerate(zip(faces, probs)):
                 f.face_id, f.probs = i, p
         return FrameResult(0, 0.0, image, analysed=True, faces=faces)
@@ -190,7 +197,7 @@ class Analyzer:
             result = FrameResult(d.index, d.time_s, d.image, analysed=d.analysed)
             if d.analysed:
                 faces = tracker.update(d.faces, d.time_s) if d.faces is not None else tracker.predicted_faces(d.time_s)
-                crops.extend(crop_face(d.image, f) for f in faces)
+                crops.extend(self.crop(d.image, f) for f in faces)
                 result.faces = faces
             window.append(result)
             if len(window) >= self.window or len(crops) >= self.flush_faces:
@@ -227,7 +234,7 @@ class Analyzer:
                 continue
             faces = d.faces or []
             chunk.add_frame(d.index, d.time_s, faces)
-            crops.extend(crop_face(d.image, f) for f in faces)
+            crops.extend(self.crop(d.image, f) for f in faces)
             if len(crops) >= self.flush_faces:
                 probs.append(self.classifier.predict(np.stack(crops)))
                 crops = []

@@ -27,6 +27,7 @@ class _Track:
     box: np.ndarray  # x1, y1, x2, y2
     last_seen_s: float
     score: float
+    landmarks: np.ndarray | None = None  # at the last detection, carried with the box
 
 
 class IoUTracker:
@@ -63,7 +64,7 @@ class IoUTracker:
                     track = _Track(self.next_id, boxes[i], time_s, f.score)
                     self.next_id += 1
                     self.tracks.append(track)
-                track.box, track.last_seen_s, track.score = boxes[i], time_s, f.score
+                track.box, track.last_seen_s, track.score, track.landmarks = boxes[i], time_s, f.score, f.landmarks
                 f.face_id = track.face_id
         return sorted(faces, key=lambda f: f.face_id)
 
@@ -119,7 +120,7 @@ class IoUTracker:
         for t in self.tracks:
             if t.last_seen_s == self.last_update_s:
                 x1, y1, x2, y2 = (int(round(v)) for v in t.box)
-                out.append(Face(x1, y1, x2 - x1, y2 - y1, t.score, t.face_id))
+                out.append(Face(x1, y1, x2 - x1, y2 - y1, t.score, t.face_id, landmarks=t.landmarks))
         return out
 
 

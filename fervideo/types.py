@@ -12,6 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 
+LANDMARKS = ("right_eye", "left_eye", "nose", "mouth")
+
 
 @dataclass
 class Face:
@@ -25,6 +27,9 @@ class Face:
     face_id: int = -1
     probs: np.ndarray | None = None  # (7,) float32, FER2013 order
     smoothed: np.ndarray | None = None
+    # (4, 2) float32 frame pixels, in LANDMARKS order (the subject's right eye is on the image's
+    # left); None where the detector gives none (Haar) or the box was carried (no detection).
+    landmarks: np.ndarray | None = None
 
     @property
     def box(self) -> tuple[int, int, int, int]:

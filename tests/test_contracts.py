@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLES, YUNET
 
-from fervideo.faces import DETECTORS, create_detector
+from fervideo.faces import CROP_MAPS, DETECTORS, create_detector
 from fervideo.types import Face
 from fervideo.video import ANNOTATED_CONTAINERS, FrameReader, VideoWriter
 
@@ -51,6 +51,17 @@ def test_detector_contract(name: str) -> None:
         assert 0 <= f.x and 0 <= f.y and f.x + f.w <= w and f.y + f.h <= h, f
         assert 0.0 <= f.score <= 1.0
     assert det.detect(np.full_like(frame, 128)) == []
+    # Landmarks (right eye, left eye, nose, mouth) where the detector has them: inside the box, the
+    # subject's right eye on the image's left, both eyes above the mouth; none for Haar.
+    assert name in CROP_MAPS
+    for f in [f0, *faces]:
+        if name == "haar":
+            assert f.landmarks is None
+            continue
+        assert f.landmarks is not None and f.landmarks.shape == (4, 2), f
+        (rx, ry), (lx, ly), _, (_, my) = f.landmarks
+        assert rx < lx and max(ry, ly) < my, f.landmarks
+        assert (f.landmarks[:, 0] >= f.x - 0.1 * f.w).all() and (f.landmarks[:, 0] <= f.x + 1.1 * f.w).all(), (f, f.landmarks)
     again = det.detect(frame)
     assert [(f.x, f.y, f.w, f.h) for f in again] == [(f.x, f.y, f.w, f.h) for f in faces]
 

@@ -219,6 +219,22 @@ def test_plain_install_has_no_tensorflow_keras_or_torch() -> None:
     assert not closure & heavy, sorted(closure & heavy)
 
 
+def test_parquet_without_pyarrow_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow is the parquet extra: without it, one clear error naming the extra, from the writer's
+    constructor (so before any frame is analysed); CSV and JSON Lines need nothing."""
+    import importlib.util
+
+    from fervideo.errors import MissingExtraError
+    from fervideo.outputs import timeline
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(timeline.importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"fervideo\[parquet\]"):
+        timeline.TimelineWriter("x.parquet", "parquet")
+    timeline.check_format("csv")
+    timeline.check_format("jsonl")
+
+
 # ------------------------------------------------------------------ 2. batch resume honours options and model
 
 

@@ -85,6 +85,38 @@ def test_crop_face_pads_outside_the_frame() -> None:
     assert crop_face(frame[:, :, 0], Face(10, 10, 50, 30, 1.0)).shape == (48, 48)
 
 
+def test_crop_map_places_the_square_and_alignment_undoes_a_roll() -> None:
+    """The crop map puts a known square back where it was, and with landmarks tilted by the face's
+    roll the aligned crop is the upright face again (and equals the unaligned crop at roll 0)."""
+    from fervideo.faces import CropMap, roll_degrees
+
+    rng = np.random.default_rng(0)
+    face = cv2.resize(rng.integers(0, 255, (12, 12), np.uint8), (48, 48), interpolation=cv2.INTER_NEAREST)
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    up = cv2.resize(face, (96, 96), interpolation=cv2.INTER_NEAREST)
+    frame[100:196, 150:246] = up[:, :, None]
+    # A box of 80 px centred 8 px above the square's centre: side 96 = 1.2 * 80, dy = +8 / 80.
+    box = Face(158, 100, 80, 80, 1.0, landmarks=np.array([[180, 130], [216, 130], [198, 150], [198, 170]], np.float32))
+    crop = crop_face(frame, box, CropMap(1.2, 0.0, 0.1))
+    assert np.abs(crop.astype(int) - face).mean() < 1.0
+    assert roll_degrees(box) == 0.0
+    assert np.array_equal(crop_face(frame, box, CropMap(1.2, 0.0, 0.1), align=True), crop)
+    # The same scene turned 20 degrees clockwise about the square's centre, landmarks with it.
+    m = cv2.getRotationMatrix2D((198.0, 148.0), -20, 1.0)
+    turned = cv2.warpAffine(frame, m, (400, 300), flags=cv2.INTER_NEAREST, borderValue=(90, 90, 90))
+    marks = box.landmarks @ m[:, :2].T + m[:, 2]
+    tilted = Face(box.x, box.y, box.w, box.h, 1.0, landmarks=marks.astype(np.float32))
+    assert abs(roll_degrees(tilted) - 20.0) < 0.01  # type: ignore[operator]
+    # The box turns with the face (its centre does; it stays axis-aligned), and so does the map's offset.
+    cx, cy = m @ [198.0, 140.0, 1.0]
+    tilted.x, tilted.y = int(round(cx - 40)), int(round(cy - 40))
+    aligned = crop_face(turned, tilted, CropMap(1.2, 0.0, 0.1), align=True)
+    unaligned = crop_face(turned, tilted, CropMap(1.2, 0.0, 0.1), align=False)
+    err = lambda c: np.abs(c[6:-6, 6:-6].astype(int) - face[6:-6, 6:-6]).mean()  # noqa: E731
+    assert err(aligned) < 20 and err(aligned) < err(unaligned) / 3, (err(aligned), err(unaligned))  # block edges blur; the blocks line up
+    assert crop_face(turned, Face(0, 0, 0, 0, 1.0), CropMap(1.2), align=True).shape == (48, 48)
+
+
 def test_concurrent_interpreter_creation_keeps_stderr() -> None:
     """Detector threads create interpreters at once; stderr must still be the real one after."""
     import os

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
 from fervideo.batch.store import Target
+from fervideo.faces import CROP_MAPS
 from fervideo.files import sha256_of
 from fervideo.models import resolve_model
 from fervideo.pipeline import Options
@@ -50,6 +52,8 @@ def run_settings(options: Options, bo: BatchOptions) -> dict[str, Any]:
         "smooth_s": options.smooth_s,
         "detect_size": options.detect_size,
         "tta": options.tta,
+        "align": options.align,
+        "crop": list(astuple(CROP_MAPS[options.detector])) if options.detector in CROP_MAPS else None,
         "format": bo.fmt,
         "annotate": bo.annotate,
         "codec": bo.codec if bo.annotate else None,

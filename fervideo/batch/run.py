@@ -26,6 +26,7 @@ from fervideo.batch.resume import resume_state, run_settings
 from fervideo.batch.supervisor import Supervisor
 from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, UsageError
 from fervideo.outputs import write_summary
+from fervideo.outputs.timeline import check_format
 from fervideo.pipeline import Analyzer, Options
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
     :mod:`.store`); never stops on a bad file. With ``ray_address``, the files run on a Ray
     cluster (:mod:`.ray_cluster`) instead of local workers."""
     check_chunk_options(options, bo, ray_address)
+    check_format(bo.fmt)
     if bo.chunk_s > 0 and options.device != "cpu":
         # TFLite's output for a face does not depend on its batch (0.0 difference, checked);
         # PyTorch's does, in the last bits (1.5e-8 measured), which can move a 4th decimal.

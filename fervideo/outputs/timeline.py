@@ -8,6 +8,7 @@ and options give a byte-identical file. Written under a temporary name and renam
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from fervideo.errors import UsageError
+from fervideo.errors import MissingExtraError, UsageError
 from fervideo.files import atomic_output
 from fervideo.labels import EMOTIONS
 from fervideo.types import FrameResult
@@ -52,6 +53,14 @@ def frame_rows(result: FrameResult, smoothing: bool) -> list[list[str]]:
     return rows
 
 
+def check_format(fmt: str) -> None:
+    """Refuse an unknown format, or Parquet without pyarrow (the parquet extra), before any work."""
+    if fmt not in FORMATS:
+        raise UsageError(None, f"--format must be one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise MissingExtraError(None, "--format parquet needs pyarrow: pip install 'fervideo[parquet]'")
+
+
 class TimelineWriter:
     """Stream rows to ``path`` (CSV/JSONL directly; Parquet converted from a CSV at the end).
 
@@ -59,8 +68,7 @@ class TimelineWriter:
     """
 
     def __init__(self, path: str | Path, fmt: str = "csv", smoothing: bool = False) -> None:
-        if fmt not in FORMATS:
-            raise UsageError(None, f"--format must be one of {', '.join(FORMATS)}")
+        check_format(fmt)
         self.path, self.fmt, self.smoothing = Path(path), fmt, smoothing
         self.columns = columns(smoothing)
         self._stack = ExitStack()
