@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import signal
 import sys
@@ -74,6 +75,18 @@ class Split(str, Enum):
     private = "private"
 
 
+def finite(value: str | float) -> float:
+    """Every float option's parser: click's FLOAT takes 'nan' and 'inf', and --smooth nan silently
+    turned smoothing off (issue 25); a usage error (exit 2) instead."""
+    try:
+        v = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise typer.BadParameter(f"{value!r} is not a finite number")
+    return v
+
+
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 
@@ -107,7 +120,9 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     "detect_every": (Annotated[int, typer.Option(help="Run the detector every K-th analysed frame; boxes carried by the tracker between.")], 1),
     "stride": (Annotated[int, typer.Option(help="Analyse every N-th frame only; skipped frames get no rows.")], 1),
     "smooth": (
-        Annotated[float, typer.Option(help="Smooth probabilities per face with this time constant in seconds (0 = off); adds *_smoothed columns.")],
+        Annotated[
+            float, typer.Option(parser=finite, help="Smooth probabilities per face with this time constant in seconds (0 = off); adds *_smoothed columns.")
+        ],
         0.0,
     ),
     "tta": (Annotated[bool, typer.Option("--tta", help="Average each face with its mirror image: +1.5 points (model card), 2x classifier time.")], False),
@@ -309,7 +324,8 @@ def batch(
     overwrite: Annotated[bool, typer.Option(help="Redo inputs whose outputs are complete and were made with the same options.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files processed in parallel (processes).")] = 1,
     file_timeout: Annotated[
-        float, typer.Option("--file-timeout", help="Stop a file still running after this many seconds and record it as an error (0: no limit).", min=0)
+        float,
+        typer.Option("--file-timeout", parser=finite, help="Stop a file still running after this many seconds and record it as an error (0: no limit)."),
     ] = 0.0,
     format: Annotated[Fmt, typer.Option("--format", help="Timeline format.")] = Fmt.csv,
     codec: Annotated[Codec, typer.Option(help="Codec of annotated videos.")] = Codec.h264,
@@ -327,6 +343,7 @@ def batch(
         typer.Option(
             "--chunk-s",
             metavar="SECONDS",
+            parser=finite,
             help="With --ray: split local files longer than this into chunks analysed on different workers; the timeline is the one a "
             "single pass gives, byte for byte (0: files whole). Not with --annotate or --detect-every > 1.",
         ),
@@ -455,7 +472,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log.csv, best.keras, model.tflite.")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.keras.")] = False,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, Nesterov).")] = 0.05,
+    lr: Annotated[float, typer.Option(parser=finite, help="Peak learning rate (SGD, Nesterov).")] = 0.05,
     limit: Annotated[int | None, typer.Option(help="Use at most N faces per split (quick runs, CI).")] = None,
     precision: Annotated[str, typer.Option(help=f"Numeric precision: {', '.join(PRECISIONS)} (auto: bfloat16 where the CPU has it).")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1234,
@@ -470,12 +487,15 @@ def train(
             "e.g. shared/models/gpu_trained/teacher_probs.npz); their mean is the teacher."
         ),
     ] = None,
-    teacher_temperature: Annotated[float, typer.Option(help="Soften --teacher-probs targets: logits / T (1 = as given).")] = 1.0,
-    distill: Annotated[float, typer.Option(help="Weight of the teacher's probabilities in the targets (with --teacher or --teacher-probs).")] = 0.5,
+    teacher_temperature: Annotated[float, typer.Option(parser=finite, help="Soften --teacher-probs targets: logits / T (1 = as given).")] = 1.0,
+    distill: Annotated[
+        float, typer.Option(parser=finite, help="Weight of the teacher's probabilities in the targets (with --teacher or --teacher-probs).")
+    ] = 0.5,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better PublicTest accuracy.")] = 15,
     zoom: Annotated[
         float | None,
         typer.Option(
+            parser=finite,
             help="Scale augmentation, zoomed in or out by up to this fraction (default: in 0.15, out 0.1). 0.25 covers the framing "
             "spread of the pipeline's crop (keras engine)."
         ),

@@ -19,6 +19,7 @@ Memory is bounded by the queue sizes and one classification window, whatever the
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from collections import deque
@@ -70,7 +71,7 @@ class Options:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
             if getattr(self, name) < 1:
                 raise UsageError(None, f"--{name.replace('_', '-')} must be at least 1")
-        if self.smooth_s < 0:
+        if not math.isfinite(self.smooth_s) or self.smooth_s < 0:
             raise UsageError(None, "--smooth must be 0 (off) or a positive number of seconds")
         if self.tta not in TTA_MODES:
             raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)}")

@@ -69,7 +69,7 @@ class EmotionClassifier:
         self.tta = tta
         path = resolve_model(model_path)
         if not path.is_file():
-            raise ModelError(path, "emotion model file not found")
+            raise ModelError(path, missing_model_message(model_path))
         self.path = path
         self.batch_size = max(1, int(batch_size))
         self._threads = num_threads or min(2, os.cpu_count() or 1)
@@ -174,6 +174,17 @@ def check_device(device: str) -> None:
 
     if device not in DEVICES:
         raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {device!r})")
+
+
+def missing_model_message(spec: str | Path | None) -> str:
+    """What to say when ``--model`` names no file: a bare word (``fastest``) was most likely meant
+    as a tier, so the line lists the tiers (issue 25)."""
+    from fervideo.models import TIERS
+
+    tiers = " or ".join(TIERS)
+    if spec is not None and os.sep not in str(spec) and not Path(str(spec)).suffix:
+        return f"emotion model file not found: --model takes a tier ({tiers}) or a .tflite/.keras path"
+    return f"emotion model file not found (--model takes a tier, {tiers}, or a .tflite/.keras path)"
 
 
 def make_classifier(model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None) -> Any:
