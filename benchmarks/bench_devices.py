@@ -1,6 +1,9 @@
-"""Classifier faces/s and timeline fps per model tier and device, against decode-only in the same run.
+"""Classifier faces/s, timeline and annotate fps per model tier, precision and device, against decode-only in the same run.
 
-    python benchmarks/bench_devices.py [--tiers fast accurate] [--devices cpu torch-cpu gpu]
+    python benchmarks/bench_devices.py [--tiers fast accurate] [--precisions int8 float32] [--devices cpu torch-cpu gpu] [--no-annotate]
+
+Precisions (``--precision``, the CPU path only): ``int8`` (full-integer models, models/README_int8.md)
+and ``float32``; the other devices run the float Keras weights.
 
 Devices: ``cpu`` (TFLite, the default path), ``torch-cpu`` (the GPU code path on the CPU's
 PyTorch: what CI tests), ``gpu`` (PyTorch on CUDA; only where one is visible). Clips: a 640x360
@@ -52,7 +55,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiers", nargs="*", default=["fast", "accurate"])
     ap.add_argument("--devices", nargs="*", default=None)
+    ap.add_argument("--precisions", nargs="*", default=["int8", "float32"])
     ap.add_argument("--faces", type=int, default=2048)
+    ap.add_argument("--no-annotate", action="store_true", help="timeline fps only")
     args = ap.parse_args()
     devices = args.devices or ["cpu", "torch-cpu"] + (["gpu"] if cuda_available() else [])
     src = SHARED / "single_face.mp4" if (SHARED / "single_face.mp4").is_file() else ROOT / "sample_videos" / "two_astronauts.mp4"
@@ -64,20 +69,24 @@ def main() -> None:
         decode = {c: len(list(FrameReader(c))) / best(lambda c=c: sum(1 for _ in FrameReader(c))) for c in clips}
         sizes = {c: f"{FrameReader(c).info.width}x{FrameReader(c).info.height}" for c in clips}
         print("decode-only: " + ", ".join(f"{sizes[c]} {decode[c]:.0f} fps" for c in clips))
-        print(f"{'tier':<10}{'device':<11}{'faces/s':>9}" + "".join(f"{sizes[c] + ' fps':>16}{'/decode':>9}" for c in clips))
+        kinds = ["timeline"] + ([] if args.no_annotate else ["annotate"])
+        print(f"{'tier':<10}{'precision':<10}{'device':<11}{'faces/s':>9}" + "".join(f"{sizes[c] + ' ' + k:>22}{'/decode':>9}" for k in kinds for c in clips))
         for tier in args.tiers:
             for dev in devices:
-                clf = make_classifier(tier, batch_size=64 if dev == "cpu" else 1024, device=dev)
-                clf.predict(x[:64])
-                fps = args.faces / best(lambda clf=clf: [clf.predict(x[i : i + 256]) for i in range(0, len(x), 256)])
-                cells = ""
-                analyzer = Analyzer(Options(model=tier, device=dev))
-                for c in clips:
-                    n = len(list(FrameReader(c)))
-                    t = best(lambda c=c, a=analyzer: process_video(c, a, timeline=tmp / "t.csv"))
-                    cells += f"{n / t:>16.0f}{n / t / decode[c]:>9.2f}"
-                analyzer.close()
-                print(f"{tier:<10}{dev:<11}{fps:>9.0f}{cells}")
+                for precision in args.precisions if dev == "cpu" else ["float32"]:
+                    clf = make_classifier(tier, batch_size=64 if dev == "cpu" else 1024, device=dev, precision=precision)
+                    clf.predict(x[:64])
+                    fps = args.faces / best(lambda clf=clf: [clf.predict(x[i : i + 256]) for i in range(0, len(x), 256)])
+                    cells = ""
+                    analyzer = Analyzer(Options(model=tier, device=dev, precision=precision))
+                    for kind in kinds:
+                        for c in clips:
+                            n = len(list(FrameReader(c)))
+                            video = tmp / "a.mp4" if kind == "annotate" else None
+                            t = best(lambda c=c, a=analyzer, v=video: process_video(c, a, timeline=tmp / "t.csv", annotated=v))
+                            cells += f"{n / t:>22.0f}{n / t / decode[c]:>9.2f}"
+                    analyzer.close()
+                    print(f"{tier:<10}{precision:<10}{dev:<11}{fps:>9.0f}{cells}", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def _aligned_from(threshold: float) -> Callable[[str], fidelity.CropFn]:
 VARIANTS = {
     "no-align": lambda det: lambda frame, face: crop_face(frame, face, CROP_MAPS[det], align=False),
     "legacy": lambda det: lambda frame, face: crop_face(frame, face, LEGACY_CROP, align=False),
-    **{f"align>={t}": _aligned_from(t) for t in (0, 4, 6, 8, 10, 12)},
+    **{f"align>={t}": _aligned_from(t) for t in (0, 4, 6, 8, 10, 12, 20, 30)},
 }
 
 
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--split", choices=("public", "private"), default="public")
     ap.add_argument("--faces", type=int, default=300, help="faces per size x roll cell (the same faces in every cell)")
     ap.add_argument("--tiers", nargs="+", default=["fast", "accurate"])
+    ap.add_argument("--precisions", nargs="+", default=["float32"], help="int8 and/or float32: each tier in each")
     ap.add_argument("--detectors", nargs="+", default=["blazeface", "blazeface-short", "yunet", "haar"])
     ap.add_argument("--variants", nargs="*", default=["no-align", "legacy"], choices=sorted(VARIANTS))
     ap.add_argument("--sizes", nargs="+", default=list(fidelity.SIZE_BINS))
@@ -69,10 +70,10 @@ def main() -> None:
     backgrounds = fidelity.background_frames(videos, 40)
     cases = fidelity.make_cases(len(faces48), len(backgrounds), sizes=args.sizes, rolls=args.rolls, seed=args.seed + 1)
     yunet = next(iter(sorted((args.shared / "models").glob("face_detection_yunet_*.onnx"))), None)
-    classifiers = {t: EmotionClassifier(t) for t in args.tiers}
+    classifiers = {t if p == "float32" else f"{t}-{p}": EmotionClassifier(t, precision=p) for t in args.tiers for p in args.precisions}
     curated = {t: c.predict(faces48[:, :, :, None]).argmax(1) for t, c in classifiers.items()}
     print(f"{args.split}: {len(faces48)} faces x {len(args.sizes)} sizes x {len(args.rolls)} rolls = {len(cases)} cases per detector; frames 640x360")
-    for t in args.tiers:
+    for t in classifiers:
         print(f"curated accuracy of these faces, {t}: {np.mean(curated[t] == labels):.2%}")
     results = []
     for det in args.detectors:

@@ -36,6 +36,7 @@ from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier, check_dev
 from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import CROP_MAPS, create_detector, crop_face
 from fervideo.files import atomic_output
+from fervideo.models import PRECISIONS
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
 from fervideo.types import Face, FrameResult, VideoInfo
@@ -66,6 +67,7 @@ class Options:
     tta: str = "off"  # "off", "flip" or "full": see EmotionClassifier
     device: str = "cpu"  # "cpu" (TFLite), "gpu" (PyTorch + CUDA), "auto": see make_classifier
     align: bool = True  # roll each crop upright by the detector's eye landmarks (issue 21)
+    precision: str = "float32"  # a tier's int8 or float32 TFLite file (CPU path): see fervideo.models.PRECISIONS
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
@@ -76,6 +78,8 @@ class Options:
         if self.tta not in TTA_MODES:
             raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)}")
         check_device(self.device)
+        if self.precision not in PRECISIONS:
+            raise UsageError(None, f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.min_face < 0:
             raise UsageError(None, "--min-face must be 0 or more pixels")
 
@@ -106,7 +110,7 @@ class Analyzer:
         self.options = options
         self._local = threading.local()
         self._local.detector = self._new_detector()  # fail fast on a bad detector model
-        self.classifier = make_classifier(options.model, options.batch_size, options.tta, options.device, notice=log.info)
+        self.classifier = make_classifier(options.model, options.batch_size, options.tta, options.device, notice=log.info, precision=options.precision)
         # A GPU is fed faces from many frames per call: a classification window of 8 frames and
         # 32 faces suits the CPU, where per-face cost is flat in the batch size; on a GPU it is not.
         self.on_gpu = not isinstance(self.classifier, EmotionClassifier)

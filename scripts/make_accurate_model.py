@@ -166,7 +166,7 @@ probabilities (angry, disgust, fear, happy, sad, surprise, neutral) out. Regener
 | Keras vs TFLite | max abs difference {c["keras_vs_tflite_max_abs_diff"]:.2e} on 512 PrivateTest faces (float32 TFLite: float16 weights were 1.9e-3 off) |
 | speed | {c["faces_per_s_2_threads"]["off"]:.0f} faces/s on 2 CPU threads ({c["faces_per_s_2_threads"]["flip"]:.0f} with `--tta`) |
 | file sizes | `.tflite` {c["tflite_bytes"] / 1e6:.1f} MB, `.keras` {c["keras_bytes"] / 1e6:.1f} MB |
-
+{("| **end to end** (issue 21) | " + c["e2e"] + " |" + chr(10)) if c.get("e2e") else ""}
 Reproduce the figures: `fervideo evaluate --model accurate --data ../shared/data/fer2013.npz --split private --out runs/eval_accurate`
 (add `--tta` or `--tta-full`).
 

@@ -125,7 +125,7 @@ views: the face and its mirror, each as is, shifted 2 px four ways, zoomed 1.1 a
 | PrivateTest macro F1 | {c["private_macro_f1"]:.4f} |
 | Keras vs TFLite | max abs difference {c["keras_vs_tflite_max_abs_diff"]:.2e} on 512 PrivateTest faces |
 | file sizes | `.tflite` {c["tflite_bytes"] / 1e6:.1f} MB, `.keras` {c["keras_bytes"] / 1e6:.1f} MB |
-
+{("| **end to end** (issue 21) | " + c["e2e"] + " |" + chr(10)) if c.get("e2e") else ""}
 Reproduce the PrivateTest figure:
 `fervideo evaluate --model models/{c["keras"]} --data ../shared/data/{c["data"]} --split private --out runs/eval`
 (add `--tta` or `--tta-full` for the TTA figures).
@@ -141,6 +141,7 @@ Reproduce the PrivateTest figure:
 ![training curves](training_curves.png)
 
 {("## Note" + chr(10) + chr(10) + c["note"] + chr(10)) if c["note"] else ""}
+{("## Robustness to the pipeline's crop (issue 21)" + chr(10) + chr(10) + c["robustness"] + chr(10)) if c.get("robustness") else ""}
 {DETECTOR}"""
 
 

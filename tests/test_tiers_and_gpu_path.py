@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,6 +58,62 @@ def test_model_accurate_runs_the_pipeline(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     df = pd.read_csv(csv)
     assert df["face_id"].nunique() == 2 and (df["emotion"] == "happy").mean() > 0.9
+
+
+# ------------------------------------------------------------------ int8 models (issue 23)
+
+
+@pytest.mark.parametrize("tier", ["fast", "accurate"])
+def test_int8_model_of_each_tier(tier: str) -> None:
+    """Each tier's int8 file resolves with --precision int8, runs, gives each face the same
+    probabilities whatever batch it is in (chunked analysis relies on it), and is within 0.03 of
+    the float model on real faces (it is a model of its own: its accuracy is on its card)."""
+    from fervideo.emotions.classifier import EmotionClassifier
+    from fervideo.models import TIERS, int8_name, models_dir, resolve_model
+
+    path = resolve_model(tier, "int8")
+    assert path == models_dir() / int8_name(TIERS[tier][0]) and path.is_file()
+    assert resolve_model(tier, "float32") == models_dir() / TIERS[tier][0]
+    assert resolve_model("some/file.tflite", "int8") == Path("some/file.tflite")
+    faces = np.stack([cv2.resize(f, (48, 48)) for f in _sample_faces()])
+    q = EmotionClassifier(tier, precision="int8", batch_size=8)
+    whole = q.predict(faces)
+    one_by_one = np.concatenate([q.predict(faces[i : i + 1]) for i in range(len(faces))])
+    assert np.array_equal(whole, one_by_one)
+    assert np.abs(whole.sum(1) - 1).max() < 0.02
+    card = json.loads((ROOT / "models" / "int8_card.json").read_text())[tier]
+    assert card["installed"] and card["file"] == path.name
+    assert card["private"]["float32"] - card["private"]["int8"] <= 0.003, card["private"]
+
+
+def _sample_faces() -> list[np.ndarray]:
+    """Gray crops of the samples' faces (what the pipeline would classify)."""
+    from fervideo.faces import create_detector, to_gray
+    from fervideo.video import FrameReader
+
+    det, out = create_detector("blazeface"), []
+    for i, (_, _, frame) in enumerate(FrameReader(SAMPLES / "two_astronauts.mp4")):
+        if i % 5 == 0:
+            out += [to_gray(frame[f.y : f.y + f.h, f.x : f.x + f.w]) for f in det.detect(frame)]
+    return out
+
+
+@pytest.mark.slow
+def test_int8_cards_reproduce(tmp_path: Path) -> None:
+    """`fervideo evaluate` on each int8 file gives its card's PrivateTest figure."""
+    need_fer_npz()
+    cards = json.loads((ROOT / "models" / "int8_card.json").read_text())
+    for tier, card in cards.items():
+        proc = run_cli("evaluate", "--model", str(ROOT / "models" / card["file"]), "--data", str(FER_NPZ), "--split", "private", "--out", str(tmp_path / tier))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = json.loads((tmp_path / tier / "metrics.json").read_text())["accuracy"]
+        assert abs(got - card["private"]["int8"]) <= 0.0005, (tier, got, card["private"])
+
+
+def test_unknown_precision_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run_cli("timeline", str(SAMPLES / "astronaut_pan.mp4"), "--csv", str(tmp_path / "t.csv"), "--precision", "int4")
+    assert proc.returncode == 2 and "--precision" in proc.stderr and "int8" in proc.stderr
+    assert not (tmp_path / "t.csv").exists()
 
 
 # ------------------------------------------------------------------ distillation targets

@@ -38,7 +38,7 @@ def run_settings(options: Options, bo: BatchOptions) -> dict[str, Any]:
     """
     from fervideo import __version__
 
-    model = resolve_model(options.model)
+    model = resolve_model(options.model, options.precision)
     # A bundled detector is identified by the version; a user's file by its content.
     det_model = Path(options.detector_model) if options.detector_model else None
     return {

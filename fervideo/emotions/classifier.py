@@ -60,14 +60,16 @@ def tta_views(crops: np.ndarray, mode: str) -> np.ndarray:
 class EmotionClassifier:
     """7-class probabilities for 48x48 grayscale crops, many at a time."""
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, num_threads: int | None = None, tta: str = "off") -> None:
+    def __init__(
+        self, model_path: str | Path | None = None, batch_size: int = 32, num_threads: int | None = None, tta: str = "off", precision: str = "float32"
+    ) -> None:
         """``tta``: test-time augmentation, one of :data:`TTA_MODES`. "flip" buys ~1.5 points on
         FER2013 PrivateTest for twice the classifier cost, "full" more for 18 times the cost (see
         the model card for both)."""
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
         self.tta = tta
-        path = resolve_model(model_path)
+        path = resolve_model(model_path, precision)
         if not path.is_file():
             raise ModelError(path, missing_model_message(model_path))
         self.path = path
@@ -187,7 +189,9 @@ def missing_model_message(spec: str | Path | None) -> str:
     return f"emotion model file not found (--model takes a tier, {tiers}, or a .tflite/.keras path)"
 
 
-def make_classifier(model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None) -> Any:
+def make_classifier(
+    model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None, precision: str = "float32"
+) -> Any:
     """The classifier for ``--device``: TFLite on the CPU ("cpu"), PyTorch on a CUDA GPU ("gpu"),
     the GPU when one is usable else the CPU with one notice ("auto"), or the GPU code path run on
     the CPU ("torch-cpu": how CPU-only machines test it). ``notice`` receives the fallback line."""
@@ -195,7 +199,7 @@ def make_classifier(model: str | Path | None, batch_size: int = 32, tta: str = "
 
     check_device(device)
     if device == "cpu":
-        return EmotionClassifier(model, batch_size=batch_size, tta=tta)
+        return EmotionClassifier(model, batch_size=batch_size, tta=tta, precision=precision)
     from fervideo.emotions import torch_net
 
     if device in ("gpu", "auto") and not torch_net.cuda_available():
@@ -204,7 +208,7 @@ def make_classifier(model: str | Path | None, batch_size: int = 32, tta: str = "
             raise UsageError(None, "--device gpu: PyTorch sees no CUDA GPU on this machine; use --device cpu or auto")
         if notice is not None:
             notice("--device auto: no CUDA GPU usable here (PyTorch with CUDA needed: pip install 'fervideo[gpu]'); classifying on the CPU")
-        return EmotionClassifier(model, batch_size=batch_size, tta=tta)
+        return EmotionClassifier(model, batch_size=batch_size, tta=tta, precision=precision)
     return torch_net.TorchClassifier(keras_file_for(model), device="cpu" if device == "torch-cpu" else "cuda", batch_size=max(batch_size, 1024), tta=tta)
 
 
