@@ -36,7 +36,7 @@ from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier, check_dev
 from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import CROP_MAPS, create_detector, crop_face
 from fervideo.files import atomic_output
-from fervideo.models import PRECISIONS
+from fervideo.models import DEFAULT_PRECISION, PRECISIONS
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
 from fervideo.types import Face, FrameResult, VideoInfo
@@ -67,7 +67,7 @@ class Options:
     tta: str = "off"  # "off", "flip" or "full": see EmotionClassifier
     device: str = "cpu"  # "cpu" (TFLite), "gpu" (PyTorch + CUDA), "auto": see make_classifier
     align: bool = True  # roll each crop upright by the detector's eye landmarks (issue 21)
-    precision: str = "float32"  # a tier's int8 or float32 TFLite file (CPU path): see fervideo.models.PRECISIONS
+    precision: str = DEFAULT_PRECISION  # a tier's int8 or float32 TFLite file (CPU path): see fervideo.models.PRECISIONS
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", "window", "queue_size", "detect_threads"):
