@@ -7,6 +7,7 @@ leftovers can be found and removed). Used by every stage that writes (outputs, t
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -22,6 +23,15 @@ def check_input_file(path: str | Path) -> Path:
     """Fail early, with the reason a user can act on, before any decoder sees the file."""
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():
+            try:
+                p.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 raises this for a loop
+                raise InputError(p, "symbolic link loop") from None
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise InputError(p, "symbolic link loop") from None
+            raise InputError(p, f"broken symbolic link (points to {os.readlink(p)}, which does not exist)")
         raise InputError(p, "no such file")
     if p.is_dir():
         raise InputError(p, "is a directory, expected a video file (use 'fervideo batch' for folders)")

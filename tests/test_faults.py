@@ -44,3 +44,26 @@ def test_unknown_model_name_lists_the_tiers(tmp_path: Path) -> None:
     proc = run_cli("timeline", str(SAMPLES / "astronaut_pan.mp4"), "--csv", str(tmp_path / "t.csv"), "--model", str(tmp_path / "m.tflite"))
     one_line_error(proc, EXIT_MODEL, "m.tflite", "a tier, fast or accurate")
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_broken_symlinks_and_loops_are_error_rows(tmp_path: Path) -> None:
+    """A broken link and a link loop in the input folder are error rows naming what is wrong; the
+    real video beside them is analysed and the batch exits 1 (some inputs failed)."""
+    import shutil
+
+    import pandas as pd
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(SAMPLES / "astronaut_pan.mp4", d / "good.mp4")
+    (d / "gone.mp4").symlink_to(d / "deleted.mp4")
+    (d / "loop_a.mp4").symlink_to(d / "loop_b.mp4")
+    (d / "loop_b.mp4").symlink_to(d / "loop_a.mp4")
+    proc = run_cli("batch", str(d), "--out", str(tmp_path / "out"), "-q")
+    assert proc.returncode == 1, proc.stderr
+    rows = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("input")
+    status = {Path(k).name: v for k, v in rows["status"].items()}
+    assert status == {"good.mp4": "ok", "gone.mp4": "error", "loop_a.mp4": "error", "loop_b.mp4": "error"}, status
+    messages = {Path(k).name: v for k, v in rows["message"].items()}
+    assert "broken symbolic link" in messages["gone.mp4"] and "loop" in messages["loop_a.mp4"], messages
+    assert "Traceback" not in proc.stderr

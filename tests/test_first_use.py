@@ -260,11 +260,13 @@ def test_batch_resume_redoes_files_made_with_other_options(tmp_path: Path) -> No
     assert not s["message"].astype("string").fillna("").str.contains("up to date").any()
     # The model is identified by its contents: a copy of the same file is the same model ...
     model = tmp_path / "copy.tflite"
-    model.write_bytes((ROOT / "models" / "fervideo_emotion.tflite").read_bytes())
+    model.write_bytes((ROOT / "models" / "fervideo_emotion_accurate_int8.tflite").read_bytes())  # the default
     proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", str(model), check=True)
     assert "2 file(s) up to date" in proc.stderr, proc.stderr
     # ... and another model redoes the files.
-    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", "accurate", check=True)
+    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", "fast", check=True)
+    assert "2 made with other options or another model" in proc.stderr, proc.stderr
+    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", "fast", "--precision", "float32", check=True)
     assert "2 made with other options or another model" in proc.stderr, proc.stderr
 
 

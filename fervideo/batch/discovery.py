@@ -52,7 +52,14 @@ def find_videos(directory: Path, recursive: bool, exclude: Path | None = None) -
     pattern = "**/*" if recursive else "*"
     out = []
     for p in sorted(directory.glob(pattern)):
-        if not p.is_file() or p.name.startswith("."):
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink() and not p.exists():
+            # A broken link or a link loop: an error row naming it (issue 25), not a silent skip.
+            if exclude is None or (exclude not in p.parent.resolve().parents and p.parent.resolve() != exclude):
+                out.append(p)
+            continue
+        if not p.is_file():
             continue
         if exclude is not None and exclude in p.resolve().parents:
             continue
