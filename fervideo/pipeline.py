@@ -329,7 +329,9 @@ def analyse_chunk(path: str | Path, analyzer: Analyzer, start: int, stop: int | 
         stop_event.set()
     chunk.reached_end = reader.reached_end
     if reader.reached_end:
-        chunk.warning = short_read_warning(path, reader)
+        # The chunk that reads to the end decoded every frame before it too: it knows all the damage.
+        found = [w for w in (damaged_warning(path, reader), short_read_warning(path, reader)) if w is not None]
+        chunk.warning = "; ".join(found) or None
     return chunk
 
 
@@ -452,7 +454,10 @@ def process_video(
     smoothing = o.smooth_s > 0
     stop = threading.Event()
     frames, queue_len = _frame_source(reader, o, stop)
+    vw_notes: list[str] = []
     with _outputs(timeline, fmt, smoothing, annotated, reader, codec) as (tw, vw):
+        if vw is not None:
+            vw_notes = vw.notes  # filled while writing and at close (the block's end)
         writer_thread = _WriterThread(vw, queue_len, smoothing) if (vw is not None and o.threaded) else None
         last_faces: list[Face] = []
         try:
@@ -480,11 +485,30 @@ def process_video(
             stop.set()
             if writer_thread is not None:
                 writer_thread.finish()
+    if vw_notes:
+        report.warnings += [f"{annotated}: {note}" for note in vw_notes]
+    damaged = damaged_warning(path, reader)
+    if damaged is not None:
+        report.warnings.append(damaged)
     warning = short_read_warning(path, reader)
     if warning is not None:
         report.truncated = reader.short_read() == "truncated"
         report.warnings.append(warning)
     return report
+
+
+def damaged_warning(path: str | Path, reader: FrameReader) -> str | None:
+    """What to tell the user when decoding went past damaged data: how many frames, which, when."""
+    if not reader.lost:
+        return None
+    spans = ", ".join(
+        f"frames {first}-{first + n - 1} ({t0:.2f}-{t1:.2f} s)" if n > 1 else f"frame {first} ({t0:.2f} s)" for first, n, t0, t1 in reader.lost[:5]
+    )
+    more = f" and {len(reader.lost) - 5} more stretches" if len(reader.lost) > 5 else ""
+    return (
+        f"{path}: damaged data: {reader.frames_lost} frames could not be decoded and are missing from the outputs: {spans}{more}. "
+        "Decoding went on after them, and frames keep the source's numbers, so the timeline shows the gap"
+    )
 
 
 def short_read_warning(path: str | Path, reader: FrameReader) -> str | None:

@@ -11,6 +11,8 @@ input's audio copied packet for packet); without PyAV it falls back to OpenCV's 
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from collections.abc import Iterator
 from fractions import Fraction
@@ -23,6 +25,12 @@ import numpy as np
 from fervideo.errors import OutputError, VideoOpenError
 from fervideo.files import check_input_file
 from fervideo.types import VideoInfo
+
+# Reads that may fail in a row inside a stream before it counts as ended: a damaged stretch fails
+# about one read per damaged packet (60 KB of garbage in an H.264 .mp4: ~30), while at the real end
+# a failed read costs microseconds.
+DAMAGED_READS = 300
+DAMAGE_REORDER = 16  # frames after a damaged stretch whose timestamp gaps count as lost frames
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp"}
 
@@ -133,6 +141,12 @@ class FrameReader:
         self.start = 0
         self.stop: int | None = None
         self.reached_end = False
+        # Damaged stretches decoding went past: (first missing frame, how many, from s, to s).
+        self.lost: list[tuple[int, int, float, float]] = []
+
+    @property
+    def frames_lost(self) -> int:
+        return sum(n for _, n, _, _ in self.lost)
 
     @property
     def truncated(self) -> bool:
@@ -167,6 +181,7 @@ class FrameReader:
         fps = self.info.fps_float or 30.0
         last_t = -1.0
         index = 0
+        after_damage = 0
         every = max(1, int(self.retrieve_every))
         try:
             while True:
@@ -175,8 +190,40 @@ class FrameReader:
                 wanted = index >= self.start and index % every == 0
                 ok, frame = cap.read() if wanted else (cap.grab(), None)
                 if not ok or (wanted and frame is None):
-                    self.reached_end = True
-                    break
+                    # A damaged packet fails one read and the stream goes on after it (players
+                    # show the rest); only a run of failures with nothing after it is the end.
+                    for _ in range(DAMAGED_READS):
+                        ok = cap.grab()
+                        if ok:
+                            break
+                    if not ok:
+                        self.reached_end = True
+                        break
+                    after_damage = DAMAGE_REORDER
+                    wanted = index >= self.start and index % every == 0
+                    frame = None
+                    if wanted:
+                        ok, frame = cap.retrieve()
+                        if not ok or frame is None:
+                            continue
+                if after_damage > 0:
+                    # Frames lost to damage show as gaps in the timestamps of the frames after it
+                    # (spread over a few frames: decoders reorder B-frames). Counted only there: a
+                    # variable-rate stream has gaps of its own that lose nothing.
+                    after_damage -= 1
+                    t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                    lost = round((t - last_t) * fps) - 1 if np.isfinite(t) and last_t >= 0 else 0
+                    if lost > 0:
+                        self.lost.append((index, lost, last_t + 1.0 / fps, t - 1.0 / fps))
+                        index += lost  # frames keep the source's numbers: the missing ones are a gap
+                        if self.stop is not None and index >= self.stop:
+                            break
+                        if index >= self.start and index % every == 0 and frame is None:
+                            ok, frame = cap.retrieve()
+                            if not ok or frame is None:
+                                continue
+                        elif not (index >= self.start and index % every == 0):
+                            frame = None
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 if not np.isfinite(t) or t < 0 or (index > 0 and t == 0.0):
                     # Streams without timestamps (0 after the first frame): fall back to the nominal rate.
@@ -222,6 +269,29 @@ def _has_audio(path: str | Path) -> bool:
         return False
 
 
+def _can_copy_audio(av: Any, source: str | Path, fmt: str) -> bool:
+    """Whether ``fmt`` takes the source's audio packets as they are: tried on a throwaway
+    in-memory file with one packet (some pairs fail only when the header is written, mp4 with
+    PCM; a fixed table would go stale with FFmpeg's versions)."""
+    try:
+        with av.open(str(source)) as src:
+            audio = src.streams.audio[0]
+            probe = av.open(io.BytesIO(), "w", format=fmt)
+            try:
+                stream = probe.add_stream_from_template(audio)
+                for packet in src.demux(audio):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = stream
+                    probe.mux(packet)
+                    break
+            finally:
+                probe.close()
+    except (av.FFmpegError, ValueError, IndexError):
+        return False
+    return True
+
+
 class VideoWriter:
     """Write BGR frames with their timestamps; H.264 + copied audio via PyAV, or OpenCV mp4v.
 
@@ -246,8 +316,13 @@ class VideoWriter:
         self.codec = codec
         self.frames_written = 0
         self.notice: str | None = None
+        # What the finished file differs in from the input, found while writing (audio transcoded
+        # or dropped, a constant rate for a variable-rate input): the caller reports them after close.
+        self.notes: list[str] = []
         self._av: Any = None
         self._cv: Any = None
+        self._first_time_s: float | None = None
+        self._rate_noted = False
         if codec == "mp4v":
             self._open_cv()
             if audio_from is not None and _has_audio(audio_from):
@@ -263,8 +338,19 @@ class VideoWriter:
 
     def _open_cv(self) -> None:
         self.codec = "mp4v"
+        # OpenCV's MPEG-4 encoder needs even sizes and silently drops an odd last row/column; drop
+        # it here, knowingly, and say so (the h264 path keeps odd sizes exactly, in 4:4:4).
+        self._cv_size = (self.width - self.width % 2, self.height - self.height % 2)
+        if self._cv_size != (self.width, self.height):
+            self.notes.append(
+                f"--codec mp4v needs even frame sizes: {self.width}x{self.height} written as {self._cv_size[0]}x{self._cv_size[1]} "
+                "(last column/row dropped), the default h264 keeps the size"
+            )
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-        self._cv = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), (self.width, self.height))
+        # OpenCV logs each failed write on stderr ("Failed to write frame", 64 lines on a full disk);
+        # the file is checked at close instead, and the user gets one line.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        self._cv = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), self._cv_size)
         if not self._cv.isOpened():
             raise OutputError(self.path, "OpenCV cannot open an mp4v writer here")
 
@@ -293,23 +379,86 @@ class VideoWriter:
         self._stream = stream
         self._audio_in: Any = None
         self._audio_out: Any = None
+        self._transcode = False
         if self.audio_from is not None:
-            try:
-                src = av.open(str(self.audio_from))
-                if src.streams.audio:
-                    self._audio_in = src
-                    self._audio_out = self._container.add_stream_from_template(src.streams.audio[0])
-                else:
-                    src.close()
-            except av.FFmpegError:
-                self._audio_in = None
+            self._open_audio(av, fmt)
         self._av = av
         self._last_pts = -1
+
+    def _open_audio(self, av: Any, fmt: str) -> None:
+        """Copy the input's audio where the container can hold its codec; otherwise transcode it
+        to AAC (MJPEG .avi with PCM into .mp4, Opus or FLAC into .mov, Opus or ALAC into .avi);
+        if neither works, write no audio and say so. Never fails the video for its audio."""
+        try:
+            src = av.open(str(self.audio_from))
+        except (av.FFmpegError, OSError, ValueError):
+            return
+        if not src.streams.audio:
+            src.close()
+            return
+        audio = src.streams.audio[0]
+        name = audio.codec_context.name
+        try:
+            if _can_copy_audio(av, self.audio_from, fmt):
+                self._audio_out = self._container.add_stream_from_template(audio)
+            else:
+                self._audio_out = self._container.add_stream("aac", rate=audio.codec_context.sample_rate or 48000)
+                self._audio_out.layout = "stereo" if (audio.codec_context.channels or 2) > 1 else "mono"
+                self._transcode = True
+                self.notes.append(f"the input's {name} audio cannot be stored in {self.path.suffix or fmt} as it is: transcoded to AAC")
+            self._audio_in = src
+        except (av.FFmpegError, ValueError) as e:
+            src.close()
+            self._audio_out = None
+            self.notes.append(f"the input's {name} audio was left out (it cannot go in {self.path.suffix or fmt}: {e})")
+
+    def _write_audio(self) -> None:
+        av, src = self._av, self._audio_in
+        stream = src.streams.audio[0]
+        try:
+            if not self._transcode:
+                for packet in src.demux(stream):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = self._audio_out
+                    self._container.mux(packet)
+                return
+            out = self._audio_out
+            resampler = av.AudioResampler(format="fltp", layout=out.layout.name, rate=out.rate)
+            fifo = av.AudioFifo()
+            samples = 0
+            size = out.codec_context.frame_size or 1024
+
+            def drain(final: bool) -> None:
+                nonlocal samples
+                while fifo.samples >= size or (final and fifo.samples):
+                    frame = fifo.read(size) if fifo.samples >= size else fifo.read()
+                    frame.pts = samples
+                    samples += frame.samples
+                    for packet in out.encode(frame):
+                        self._container.mux(packet)
+
+            for frame in src.decode(stream):
+                frame.pts = None
+                for resampled in resampler.resample(frame):
+                    fifo.write(resampled)
+                drain(False)
+            for resampled in resampler.resample(None):
+                fifo.write(resampled)
+            drain(True)
+            for packet in out.encode(None):
+                self._container.mux(packet)
+        except av.FFmpegError as e:
+            self.notes.append(f"the input's audio stops early in the annotated video (damaged audio data: {e})")
+        finally:
+            src.close()
 
     def write(self, frame: np.ndarray, time_s: float) -> None:
         """Write one BGR frame shown at ``time_s`` seconds."""
         if self._cv is not None:
-            self._cv.write(frame)
+            w, h = self._cv_size
+            self._cv.write(frame[:h, :w] if (w, h) != (self.width, self.height) else frame)
+            self._check_constant_rate(time_s)
             self.frames_written += 1
             return
         vf = self._av.VideoFrame.from_ndarray(frame, format="bgr24")
@@ -328,20 +477,47 @@ class VideoWriter:
         if self._cv is not None:
             self._cv.release()
             self._cv = None
+            self._check_cv_file()
             return
         if self._av is None:
             return
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         if self._audio_in is not None:
-            for packet in self._audio_in.demux(self._audio_in.streams.audio[0]):
-                if packet.dts is None:
-                    continue
-                packet.stream = self._audio_out
-                self._container.mux(packet)
-            self._audio_in.close()
+            self._write_audio()
+            self._audio_in = None
         self._container.close()
         self._av = None
+
+    def _check_constant_rate(self, time_s: float) -> None:
+        """mp4v files have one frame rate: say so (once) when the input's frame times are off it by
+        more than half a frame (a variable-rate input), since the annotated frames then no longer
+        line up with the input's times."""
+        if self._first_time_s is None:
+            self._first_time_s = time_s
+        if self._rate_noted:
+            return
+        expected = self._first_time_s + self.frames_written / float(self.fps)
+        if abs(time_s - expected) > 0.5 / float(self.fps):
+            self._rate_noted = True
+            self.notes.append(
+                f"--codec mp4v writes a constant frame rate ({float(self.fps):.3f} fps) and this input's frame times vary "
+                f"(frame {self.frames_written} is at {time_s:.3f} s, not {expected:.3f} s): the annotated video does not keep "
+                "the input's times, the default h264 keeps them"
+            )
+
+    def _check_cv_file(self) -> None:
+        """OpenCV's writer reports no errors: a full disk leaves a file with no index and it says
+        nothing. The file must open and hold the frames written, or it is an output error."""
+        if self.frames_written == 0:
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        if count < self.frames_written:
+            raise OSError(errno.EIO, f"OpenCV's mp4v writer left an incomplete file ({count} of {self.frames_written} frames; is the disk full?)")
 
     def abort(self) -> None:
         """Release resources without caring about a valid file (the caller deletes it)."""
@@ -351,6 +527,7 @@ class VideoWriter:
             elif self._av is not None:
                 if self._audio_in is not None:
                     self._audio_in.close()
+                    self._audio_in = None
                 self._container.close()
         except Exception:  # noqa: BLE001 - best effort on an error path; the file is discarded
             pass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
-from fervideo.batch.store import Target, join
+from fervideo.batch.store import Target, join, name_of, with_suffix_added
 from fervideo.video import VIDEO_EXTENSIONS
 
 _MAGIC = (
@@ -105,6 +105,44 @@ def outputs_for(video: Target, directory: Target, out: Target, bo: BatchOptions)
     if bo.plots:
         paths["plot"] = join(out, f"{base}.png")
     return paths
+
+
+def _outputs_with_record(outputs: dict[str, Target]) -> list[str]:
+    """Every file the batch writes for one input, the run record included, as keys to compare
+    (case-folded: on macOS and Windows 'Summary.csv' is 'summary.csv')."""
+    return [str(t).casefold() for t in [*outputs.values(), with_suffix_added(outputs["timeline"], ".run.json")]]
+
+
+def unclashed(outs: list[dict[str, Target]], reserved: list[Target]) -> list[dict[str, Target]]:
+    """The inputs' output targets, renamed where one would land on a file the batch itself writes.
+
+    A video named ``summary`` (no extension) has the timeline ``summary.csv``, which is the batch's
+    summary; two inputs can also map onto each other's outputs (``a`` and ``a.csv`` with
+    ``--annotate``...). The first input in order keeps its names; a later one gets ``~2``, ``~3``
+    ... after its name (``summary~2.csv``), and the summary row says so. Deterministic, so a resumed
+    run finds the same names.
+    """
+    taken = {str(r).casefold() for r in reserved}
+    result = []
+    for outputs in outs:
+        chosen = outputs
+        n = 1
+        while any(k in taken for k in _outputs_with_record(chosen)):
+            n += 1
+            chosen = {kind: _with_tag(t, outputs["timeline"], n) for kind, t in outputs.items()}
+        taken.update(_outputs_with_record(chosen))
+        result.append(chosen)
+    return result
+
+
+def _with_tag(target: Target, timeline: Target, n: int) -> Target:
+    """``target`` with ``~n`` after the input's name (the part every output of the input shares)."""
+    name, tl = name_of(target), name_of(timeline)
+    base = tl.rsplit(".", 1)[0]  # the timeline is <input name>.<format>
+    renamed = f"{base}~{n}{name[len(base) :]}"
+    if isinstance(target, Path):
+        return target.with_name(renamed)
+    return str(target)[: -len(name)] + renamed
 
 
 def nested_video_folders(directory: Path, out: Path | None) -> list[Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +24,4 @@ class BatchOptions:
     file_timeout_s: float = 0.0  # 0: none
     chunk_s: float = 0.0  # --ray only: split files longer than this into chunks (0: never)
     settings: dict[str, Any] | None = None  # what run_settings() recorded for this run (resume)
+    renamed: dict[str, str] = field(default_factory=dict)  # input -> why its outputs got a ~N name (plan fills it)

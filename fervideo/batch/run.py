@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from fervideo.batch import store
-from fervideo.batch.discovery import find_videos, find_videos_at, nested_video_folders, outputs_for
+from fervideo.batch.discovery import find_videos, find_videos_at, nested_video_folders, outputs_for, unclashed
 from fervideo.batch.options import BatchOptions, Job
 from fervideo.batch.resume import resume_state, run_settings
 from fervideo.batch.supervisor import Supervisor
 from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, UsageError
+from fervideo.files import sweep_partials
 from fervideo.outputs import write_summary
 from fervideo.outputs.timeline import check_format
 from fervideo.pipeline import Analyzer, Options
@@ -91,12 +92,23 @@ def plan(directory: store.Target, out: store.Target, options: Options, bo: Batch
     # (and no output folder), not a worker traceback per process.
     Analyzer(options).close()
     store.prepare(out)
+    local_out = store.local_root(out)
+    if local_out is not None:
+        swept = sweep_partials(local_out)
+        if swept:
+            log.info("removed %d temporary file(s) in %s left by a run that was killed", swept, out)
     videos = _find_inputs(directory, out, bo)
     if not videos:
         raise InputError(directory, "no video files found" + ("" if bo.recursive else " (try --recursive)"))
     bo.settings = run_settings(options, bo)
     settings = bo.settings
-    outs = [outputs_for(v, directory, out, bo) for v in videos]
+    wanted = [outputs_for(v, directory, out, bo) for v in videos]
+    outs = unclashed(wanted, reserved=[store.join(out, "summary.csv")])
+    bo.renamed = {}
+    for v, w, o in zip(videos, wanted, outs, strict=True):
+        if o != w:
+            taken = store.name_of(w["timeline"])
+            bo.renamed[str(v)] = f"outputs named {store.name_of(o['timeline'])} and alike: {taken} is a file the batch writes for itself or for another input"
     if bo.overwrite:
         found = ["missing"] * len(videos)
     else:
@@ -207,6 +219,9 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
     written_at, written_rows = time.monotonic(), 0
     try:
         for row in rows:
+            note = bo.renamed.get(row["input"])
+            if note:
+                row["message"] = "; ".join(m for m in (row["message"], note) if m)
             result.rows.append(row)
             if time.monotonic() - written_at >= every_s:
                 _write_summary(result)

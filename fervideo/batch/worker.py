@@ -18,7 +18,7 @@ from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
 from fervideo.batch.resume import write_sidecar
 from fervideo.batch.store import Target
-from fervideo.errors import INTERRUPTED, FervideoError, check_interrupted
+from fervideo.errors import INTERRUPTED, FervideoError, OutputError, check_interrupted
 from fervideo.logs import to_terminal
 from fervideo.outputs import TimelineWriter, plot_timeline, read_timeline, summarise
 from fervideo.pipeline import Analyzer, Chunk, Options, analyse_chunk, process_video
@@ -90,6 +90,8 @@ FILE_ERRORS = (FervideoError, OSError, ValueError, RuntimeError)
 
 def _input_error(e: BaseException) -> str:
     """A file's problem as its summary row says it."""
+    if isinstance(e, OutputError) and e.path is not None:
+        return str(e)  # the output's own path: the row's input is not what could not be written
     return e.problem if isinstance(e, FervideoError) else f"{type(e).__name__}: {e}"
 
 

@@ -93,12 +93,17 @@ class TimelineWriter:
                 self._csv.writerow(row)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None and self.fmt == "parquet":
+        if exc_type is None and self.fmt == "parquet":
+            try:
                 self._fh.close()  # type: ignore[union-attr]
                 _csv_to_parquet(self._tmp)
-        finally:
-            self._stack.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]
+            except BaseException as e:
+                # The conversion failed (a full disk): the temporary file must see the error, not
+                # a clean exit, or it would be renamed into place half written.
+                if not self._stack.__exit__(type(e), e, e.__traceback__):
+                    raise
+                return
+        self._stack.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]
 
 
 def _typed(d: dict[str, str]) -> dict[str, Any]:
