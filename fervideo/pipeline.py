@@ -40,7 +40,7 @@ from fervideo.models import DEFAULT_PRECISION, PRECISIONS
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
 from fervideo.types import Face, FrameResult, VideoInfo
-from fervideo.video import FrameReader, VideoWriter
+from fervideo.video import DAMAGE_REORDER, FrameReader, VideoWriter
 
 _END = object()
 log = logging.getLogger(__name__)
@@ -498,15 +498,20 @@ def process_video(
 
 
 def damaged_warning(path: str | Path, reader: FrameReader) -> str | None:
-    """What to tell the user when decoding went past damaged data: how many frames, which, when."""
-    if not reader.lost:
+    """What to tell the user when decoding went past damaged data: how many frames, which, when.
+
+    A truncated file's last packet is cut too, and the decoder still hands out the frames it held:
+    a stretch lost in the last few frames of a truncated file is the truncation (said by
+    :func:`short_read_warning`), not damage decoding went past."""
+    lost = reader.lost
+    if reader.short_read() == "truncated":
+        lost = [s for s in lost if s[0] + s[1] < reader.frames_read - DAMAGE_REORDER]
+    if not lost:
         return None
-    spans = ", ".join(
-        f"frames {first}-{first + n - 1} ({t0:.2f}-{t1:.2f} s)" if n > 1 else f"frame {first} ({t0:.2f} s)" for first, n, t0, t1 in reader.lost[:5]
-    )
-    more = f" and {len(reader.lost) - 5} more stretches" if len(reader.lost) > 5 else ""
+    spans = ", ".join(f"frames {a}-{a + n - 1} ({t0:.2f}-{t1:.2f} s)" if n > 1 else f"frame {a} ({t0:.2f} s)" for a, n, t0, t1 in lost[:5])
+    more = f" and {len(lost) - 5} more stretches" if len(lost) > 5 else ""
     return (
-        f"{path}: damaged data: {reader.frames_lost} frames could not be decoded and are missing from the outputs: {spans}{more}. "
+        f"{path}: damaged data: {sum(n for _, n, _, _ in lost)} frames could not be decoded and are missing from the outputs: {spans}{more}. "
         "Decoding went on after them, and frames keep the source's numbers, so the timeline shows the gap"
     )
 
@@ -516,12 +521,12 @@ def short_read_warning(path: str | Path, reader: FrameReader) -> str | None:
     short = reader.short_read()
     if short == "truncated":
         return (
-            f"{path}: video ends early: {reader.frames_read} frames decoded, container says "
+            f"{path}: video ends early: {reader.frames_read - reader.frames_lost} frames decoded, container says "
             f"{reader.info.frame_count_container} (truncated or damaged file); outputs cover the decoded frames"
         )
     if short == "miscount":
         return (
-            f"{path}: container says {reader.info.frame_count_container} frames but the stream holds {reader.frames_read}, "
+            f"{path}: container says {reader.info.frame_count_container} frames but the stream holds {reader.frames_read - reader.frames_lost}, "
             "decoded to its end (the container's count is off; nothing is missing)"
         )
     return None

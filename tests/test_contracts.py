@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SAMPLES, YUNET
+from conftest import SAMPLES, YUNET, need_extra
 
 from fervideo.faces import CROP_MAPS, DETECTORS, create_detector
 from fervideo.types import Face
@@ -37,6 +37,8 @@ def test_detector_contract(name: str) -> None:
         if YUNET is None:
             pytest.skip("YuNet needs an ONNX file; none in ../shared/models")
         model = YUNET
+    if name == "yuface":
+        need_extra("yuface", "yuface")
     det = create_detector(name, model)
     frame = _frame()
     close = cv2.resize(frame[60:300, 60:340], (560, 480), interpolation=cv2.INTER_LINEAR)
