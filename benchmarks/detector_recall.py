@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fervideo.errors import MissingExtraError
 from fervideo.faces import create_detector
 from fervideo.geometry import iou_matrix
 
@@ -45,6 +46,10 @@ def main() -> None:
         "yunet": create_detector("yunet", yunet),
         "haar": create_detector("haar"),
     }
+    try:
+        dets["yuface"] = create_detector("yuface")  # the opt-in extra, where installed
+    except MissingExtraError:
+        print("yuface: not installed (pip install '.[yuface]'), left out")
     in_ref = ["blazeface", "blazeface-short", "yunet"]
     found = {n: np.zeros(len(SIZES), int) for n in dets}
     only = dict.fromkeys(dets, 0)
@@ -93,7 +98,7 @@ def main() -> None:
         r = found[n].sum() / max(1, total.sum())
         by = "".join(f"{found[n][k] / max(1, total[k]):>11.3f}" for k in range(len(SIZES)))
         print(f"{n:<17}{r:>8.3f}{by}{only[n]:>7}{np.median(ms[n]):>10.2f}")
-    print("\nper clip (reference faces; recall of blazeface / blazeface-short / yunet / haar)")
+    print(f"\nper clip (reference faces; recall of {' / '.join(dets)})")
     for clip, n, f in per_clip:
         print(f"  {clip:<26}{n:>5}  " + " / ".join(f"{f[d] / max(1, n):.3f}" for d in dets))
 
