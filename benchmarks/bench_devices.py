@@ -3,7 +3,7 @@
     python benchmarks/bench_devices.py [--tiers fast accurate] [--precisions int8 float32] [--devices cpu torch-cpu gpu] [--no-annotate]
 
 Precisions (``--precision``, the CPU path only): ``int8`` (full-integer models, models/README_int8.md)
-and ``float32``; the other devices run the float Keras weights.
+and ``float32``; the other devices run the float TFLite file's graph in PyTorch.
 
 Devices: ``cpu`` (TFLite, the default path), ``torch-cpu`` (the GPU code path on the CPU's
 PyTorch: what CI tests), ``gpu`` (PyTorch on CUDA; only where one is visible). Clips: a 640x360

@@ -19,12 +19,14 @@ DEFAULT_MODEL = "fervideo_emotion.tflite"
 DEFAULT_KERAS = "fervideo_emotion.keras"
 ACCURATE_MODEL = "fervideo_emotion_accurate.tflite"
 ACCURATE_KERAS = "fervideo_emotion_accurate.keras"
-# Tier name -> (float32 TFLite file, Keras file of the same network). Each tier also has a
+# Tier name -> (float TFLite file, Keras file of the same network). Each tier also has a
 # full-integer int8 TFLite file (int8_name; made by scripts/make_int8.py, its own card README_int8.md).
+# The wheel ships the TFLite files only (the GPU path runs the float file's graph); the .keras
+# files are in the checkout, for training (--init, fine-tuning) and the model cards.
 TIERS = {"fast": (DEFAULT_MODEL, DEFAULT_KERAS), "accurate": (ACCURATE_MODEL, ACCURATE_KERAS)}
 # --precision: which of a tier's TFLite files the CPU runs. int8 is ~4x faster and a model of its own
 # (its own measured accuracy, within 0.3 points of float32 on PrivateTest); float32 gives outputs
-# equal to Keras and to the GPU path (which always runs the float Keras weights).
+# equal to the GPU path's (which runs the same float file in PyTorch).
 PRECISIONS = ("int8", "float32")
 # What runs without --model/--precision, chosen by issue 23's rule: the accurate tier in int8 keeps
 # `timeline` at >= 150 fps on the 640x360 single-face clip on 2 cores (185 fps measured, against

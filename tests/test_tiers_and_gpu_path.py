@@ -201,17 +201,41 @@ def test_torch_engine_refuses_other_architectures(tmp_path: Path) -> None:
 
 
 def test_torch_vgg_lite_matches_keras_weights_both_ways() -> None:
-    """The shipped .keras read without TensorFlow (h5py) gives TFLite's probabilities; and the
-    torch weights put back into Keras give the same model."""
+    """A .keras file read without TensorFlow (h5py; a user's own model on --device gpu) gives the
+    probabilities of the TFLite file exported from it: the fast tier's float32 file within 1e-4,
+    the accurate tier's float16-weights file within what its card measured against Keras."""
     need_extra("torch", "gpu")
     from fervideo.emotions.classifier import EmotionClassifier
     from fervideo.emotions.torch_net import TorchClassifier
 
     faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
-    for tier in ("fervideo_emotion", "fervideo_emotion_accurate"):
+    card = json.loads(ACCURATE_CARD.read_text())
+    bound = {"fervideo_emotion": 1e-4, "fervideo_emotion_accurate": 2 * card["keras_vs_tflite_max_abs_diff"] + 1e-4}
+    for tier, tol in bound.items():
         got = TorchClassifier(ROOT / "models" / f"{tier}.keras", device="cpu").predict(faces)
-        ref = EmotionClassifier(ROOT / "models" / f"{tier}.tflite").predict(faces)
-        assert np.abs(got - ref).max() <= 1e-4, tier
+        ref = EmotionClassifier(ROOT / "models" / f"{tier}.tflite", precision="float32").predict(faces)
+        assert np.abs(got - ref).max() <= tol, tier
+
+
+@pytest.mark.parametrize("tier", ["fast", "accurate"])
+def test_gpu_path_runs_the_tiers_float_tflite_file(tier: str) -> None:
+    """The GPU path runs a tier's float TFLite file's own graph in PyTorch (so the wheel ships no
+    .keras copy): the CPU float path's probabilities within 1e-5, whatever the batch; an int8
+    file is refused with a line that says why."""
+    need_extra("torch", "gpu")
+    from fervideo.emotions.classifier import EmotionClassifier, make_classifier
+    from fervideo.emotions.torch_net import TorchClassifier
+    from fervideo.errors import ModelError
+    from fervideo.models import resolve_model
+
+    faces = np.random.default_rng(1).integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    clf = make_classifier(tier, device="torch-cpu")
+    assert isinstance(clf, TorchClassifier) and clf.path == resolve_model(tier, "float32")
+    ref = EmotionClassifier(resolve_model(tier, "float32"), precision="float32").predict(faces)
+    assert np.abs(clf.predict(faces) - ref).max() <= 1e-5
+    assert np.abs(clf.predict(faces[:7]) - ref[:7]).max() <= 1e-5
+    with pytest.raises(ModelError, match="float"):
+        TorchClassifier(resolve_model(tier, "int8"), device="cpu")
 
 
 # ------------------------------------------------------------------ --device
@@ -222,7 +246,7 @@ def test_device_timelines_agree(tmp_path: Path) -> None:
     out = {}
     for dev in ("cpu", "torch-cpu"):
         out[dev] = tmp_path / f"{dev}.csv"
-        # float32 on the CPU: the GPU path runs the float Keras weights (int8 is a model of its own)
+        # float32 on the CPU: the GPU path runs the same float file (int8 is a model of its own)
         proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(out[dev]), "--device", dev, "--tta", "--precision", "float32", "-q")
         assert proc.returncode == 0, proc.stderr
     a, b = pd.read_csv(out["cpu"]), pd.read_csv(out["torch-cpu"])
@@ -244,3 +268,22 @@ def test_device_gpu_without_cuda_is_one_line_and_auto_falls_back(tmp_path: Path)
     notes = [ln for ln in proc.stderr.splitlines() if "note:" in ln]
     assert len(notes) == 1 and "CPU" in notes[0]
     assert len(pd.read_csv(tmp_path / "a.csv")) == 90
+
+
+def test_wheel_ships_each_tiers_weights_once_within_40_mb() -> None:
+    """Issue 23: the wheel's models are the TFLite files only (no .keras copies: the GPU path runs
+    the float file's graph), at most 40 MB before compression (so the wheel is smaller still)."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml")
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include, exclude = conf["package-data"]["fervideo._models"], conf["exclude-package-data"]["fervideo._models"]
+    matches = lambda name, globs: any(fnmatch.fnmatch(name, g) for g in globs)  # noqa: E731
+    files = [p for p in (ROOT / "models").iterdir() if matches(p.name, include) and not matches(p.name, exclude)]
+    assert not [p for p in files if p.suffix == ".keras"]
+    from fervideo.models import TIERS, int8_name
+
+    for tflite, _keras in TIERS.values():
+        assert {tflite, int8_name(tflite)} <= {p.name for p in files}
+    total = sum(p.stat().st_size for p in files)
+    assert total <= 40e6, f"{total / 1e6:.1f} MB of models in the wheel"

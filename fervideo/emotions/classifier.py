@@ -215,16 +215,9 @@ def make_classifier(
         if notice is not None:
             notice("--device auto: no CUDA GPU usable here (PyTorch with CUDA needed: pip install 'fervideo[gpu]'); classifying on the CPU")
         return EmotionClassifier(model, batch_size=batch_size, tta=tta, precision=precision)
-    return torch_net.TorchClassifier(keras_file_for(model), device="cpu" if device == "torch-cpu" else "cuda", batch_size=max(batch_size, 1024), tta=tta)
+    # The GPU path runs a tier's float TFLite file (its graph, in PyTorch): the same weights as
+    # --precision float32 on the CPU, shipped once. int8 is a CPU model of its own.
+    path = resolve_model(model, "float32")
+    return torch_net.TorchClassifier(path, device="cpu" if device == "torch-cpu" else "cuda", batch_size=max(batch_size, 1024), tta=tta)
 
 
-def keras_file_for(model: str | Path | None) -> Path:
-    """The ``.keras`` file of a model spec: the GPU path runs the Keras weights, not the TFLite file
-    (a tier's ``.keras`` ships beside its ``.tflite``; a user's ``x.tflite`` needs ``x.keras`` beside it)."""
-    path = resolve_model(model)
-    if path.suffix == ".keras":
-        return path
-    keras = path.with_suffix(".keras")
-    if not keras.is_file():
-        raise ModelError(path, f"the GPU path needs the model's .keras file ({keras.name} beside it); use --device cpu")
-    return keras

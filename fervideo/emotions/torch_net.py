@@ -129,6 +129,109 @@ def keras_weights(net: Any) -> list[np.ndarray]:
     return [np.ascontiguousarray(w, dtype=np.float32) for w in out]
 
 
+def module_from_tflite(path: str | Path) -> Any:
+    """A module that runs a float ``.tflite`` file's own graph (:mod:`.tflite_graph`) in PyTorch:
+    raw pixels (N, 1, 48, 48) 0-255 in, probabilities out. The shipped tiers reach the GPU this way,
+    so their weights ship once (in the TFLite file) and the GPU computes what the CPU float path
+    does (~1e-6 apart), batch norm folded as the converter folded it.
+
+    4-D activations are kept NCHW (PyTorch's layout) and the file's NHWC axes are mapped onto it.
+    """
+    from fervideo.emotions.tflite_graph import read_graph
+
+    torch = import_torch()
+    nn, F = torch.nn, torch.nn.functional
+    graph = read_graph(path)
+    nhwc_to_nchw = {0: 0, 1: 2, 2: 3, 3: 1}
+
+    class TfliteModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.graph = graph
+            weights = {}
+            for op in graph.ops:
+                if op.kind == "CONV_2D":
+                    weights[str(op.inputs[1])] = torch.from_numpy(graph.consts[op.inputs[1]].transpose(0, 3, 1, 2).copy())  # OHWI -> OIHW
+                elif op.kind == "FULLY_CONNECTED":
+                    weights[str(op.inputs[1])] = torch.from_numpy(graph.consts[op.inputs[1]].copy())
+                for i in op.inputs[1:]:
+                    if i >= 0 and i in graph.consts and str(i) not in weights:
+                        weights[str(i)] = torch.from_numpy(np.array(graph.consts[i]))
+            self.weights = nn.ParameterDict({k: nn.Parameter(v, requires_grad=False) for k, v in weights.items() if v.is_floating_point()})
+            self.ints = {k: v.numpy() for k, v in weights.items() if not v.is_floating_point()}
+
+        def _const(self, i: int, like: Any) -> Any:
+            w = self.weights[str(i)]
+            if like.dim() == 4 and w.dim() == 1 and w.numel() > 1:
+                return w.view(1, -1, 1, 1)  # a per-channel constant on an NCHW tensor
+            return w
+
+        def forward(self, x: Any) -> Any:
+            values: dict[int, Any] = {graph.input: x}
+
+            def arg(i: int, like: Any = None) -> Any:
+                return values[i] if i in values else self._const(i, like if like is not None else values[graph.input])
+
+            for op in graph.ops:
+                a = values[op.inputs[0]] if op.inputs[0] in values else None
+                o = op.options
+                if op.kind in ("MUL", "ADD"):
+                    lhs, rhs = arg(op.inputs[0]), arg(op.inputs[1], a)
+                    y = lhs * rhs if op.kind == "MUL" else lhs + rhs
+                elif op.kind == "CONV_2D":
+                    w = self.weights[str(op.inputs[1])]
+                    bias = self.weights[str(op.inputs[2])] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+                    a = _same_pad(F, a, w.shape[2:], o["stride"], o["dilation"], 0.0) if o["same"] else a
+                    y = F.conv2d(a, w, bias, stride=o["stride"], dilation=o["dilation"])
+                elif op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+                    fill = float("-inf") if op.kind == "MAX_POOL_2D" else 0.0
+                    a = _same_pad(F, a, o["size"], o["stride"], (1, 1), fill) if o["same"] else a
+                    pool = F.max_pool2d if op.kind == "MAX_POOL_2D" else F.avg_pool2d
+                    y = pool(a, o["size"], o["stride"])
+                elif op.kind == "MEAN":
+                    axes = [int(v) for v in np.atleast_1d(self.ints[str(op.inputs[1])])]
+                    dims = [nhwc_to_nchw[d % 4] for d in axes] if a.dim() == 4 else axes
+                    y = a.mean(dim=dims, keepdim=o["keep_dims"])
+                elif op.kind == "FULLY_CONNECTED":
+                    if a.dim() == 4:
+                        a = a.permute(0, 2, 3, 1)  # flatten in the file's NHWC order
+                    a = a.reshape(a.shape[0], -1)
+                    bias = self.weights[str(op.inputs[2])] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+                    y = F.linear(a, self.weights[str(op.inputs[1])], bias)
+                elif op.kind == "SOFTMAX":
+                    y = torch.softmax(a * o["beta"], dim=-1)
+                elif op.kind == "RESHAPE":
+                    if a.dim() == 4:
+                        a = a.permute(0, 2, 3, 1)
+                    shape = list(graph.shapes[op.outputs[0]])
+                    y = a.reshape([a.shape[0], *shape[1:]])
+                    if y.dim() == 4:
+                        y = y.permute(0, 3, 1, 2)
+                else:  # RELU
+                    y = a
+                act = o.get("act") if op.kind != "RELU" else "relu"
+                if act == "relu":
+                    y = torch.relu(y)
+                elif act == "relu6":
+                    y = torch.clamp(y, 0.0, 6.0)
+                values[op.outputs[0]] = y
+            return values[graph.output]
+
+    return TfliteModule().eval()
+
+
+def _same_pad(F: Any, x: Any, kernel: tuple[int, ...], stride: tuple[int, int], dilation: tuple[int, int], fill: float) -> Any:
+    """TensorFlow's SAME padding (the extra pixel, if any, after), as an explicit pad."""
+    pads = []
+    for size, k, st, d in zip(x.shape[2:], kernel, stride, dilation):
+        total = max((-(-int(size) // st) - 1) * st + (int(k) - 1) * d + 1 - int(size), 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x
+    return F.pad(x, (left, right, top, bottom), value=fill)
+
+
 def cuda_available() -> bool:
     """True when PyTorch is installed and sees a CUDA device (False, not an error, otherwise)."""
     try:
@@ -146,7 +249,9 @@ class TorchClassifier:
     frames), which is where it beats the CPU; float32 throughout so results match TFLite to ~1e-5.
     """
 
-    def __init__(self, keras_path: str | Path, device: str = "cuda", batch_size: int = 1024, tta: str = "off") -> None:
+    def __init__(self, model_path: str | Path, device: str = "cuda", batch_size: int = 1024, tta: str = "off") -> None:
+        """``model_path``: a float ``.tflite`` (the tiers: its graph, :func:`module_from_tflite`)
+        or a ``.keras`` file of a ``vgg_lite`` model (a user's own; read with h5py)."""
         from fervideo.emotions.classifier import TTA_MODES
 
         torch = import_torch()
@@ -154,8 +259,11 @@ class TorchClassifier:
             raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
         self.torch, self.device, self.tta = torch, device, tta
         self.batch_size = max(1, int(batch_size))
-        self.path = Path(keras_path)
-        self.net = load_keras_weights(keras_path).to(device)
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(self.path, "emotion model file not found")
+        self._probs = self.path.suffix != ".keras"  # a TFLite graph ends in its own softmax
+        self.net = (module_from_tflite(self.path) if self._probs else load_keras_weights(self.path)).to(device)
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (n, 7) float32 for uint8 crops (n, 48, 48) or (n, 48, 48, 1)."""
@@ -176,6 +284,6 @@ class TorchClassifier:
         with torch.inference_mode():
             for i in range(0, len(x), self.batch_size):
                 t = torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size])).to(self.device, non_blocking=True)
-                logits = self.net(t.float().unsqueeze(1))
-                out.append(torch.softmax(logits, dim=1).cpu().numpy())
+                y = self.net(t.float().unsqueeze(1))
+                out.append((y if self._probs else torch.softmax(y, dim=1)).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
