@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier, check_device, make_classifier
+from fervideo.emotions.classifier import check_device, make_classifier
+from fervideo.emotions.tta import check_tta
 from fervideo.errors import UsageError, check_interrupted
 from fervideo.faces import CROP_MAPS, create_detector, crop_face
 from fervideo.files import atomic_output
@@ -75,8 +76,7 @@ class Options:
                 raise UsageError(None, f"--{name.replace('_', '-')} must be at least 1")
         if not math.isfinite(self.smooth_s) or self.smooth_s < 0:
             raise UsageError(None, "--smooth must be 0 (off) or a positive number of seconds")
-        if self.tta not in TTA_MODES:
-            raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)}")
+        check_tta(self.tta)
         check_device(self.device)
         if self.precision not in PRECISIONS:
             raise UsageError(None, f"--precision must be one of {', '.join(PRECISIONS)}")
@@ -113,7 +113,7 @@ class Analyzer:
         self.classifier = make_classifier(options.model, options.batch_size, options.tta, options.device, notice=log.info, precision=options.precision)
         # A GPU is fed faces from many frames per call: a classification window of 8 frames and
         # 32 faces suits the CPU, where per-face cost is flat in the batch size; on a GPU it is not.
-        self.on_gpu = not isinstance(self.classifier, EmotionClassifier)
+        self.on_gpu = bool(getattr(self.classifier, "large_batches", False))
         self.window = max(options.window, 64) if self.on_gpu else options.window
         self.flush_faces = max(options.batch_size, 512) if self.on_gpu else options.batch_size
         self._pool: ThreadPoolExecutor | None = None

@@ -17,6 +17,7 @@ from fervideo.files import atomic_output
 from fervideo.labels import EMOTIONS
 from fervideo.outputs import draw_faces
 from fervideo.pipeline import Analyzer, Options
+from fervideo.video import looks_like_video
 
 COLUMNS = ["image", "face_id", "x", "y", "w", "h", "det_score", "emotion", "confidence", *EMOTIONS]
 
@@ -72,8 +73,6 @@ def _read(path: Path) -> np.ndarray:
         raise InputError(path, "is a directory, expected an image file")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        from fervideo.batch import looks_like_video
-
         if looks_like_video(path):
             raise InputError(path, "is a video, not a still image; use 'fervideo annotate' or 'fervideo timeline'")
         raise InputError(path, "not an image OpenCV can read")

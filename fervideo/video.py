@@ -35,6 +35,40 @@ DAMAGE_REORDER = 16  # frames after a damaged stretch whose timestamp gaps count
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp"}
 
 
+# Container magic bytes (offset, bytes): how a video with no known extension is recognised.
+_MAGIC = (
+    (4, b"ftyp"),  # MP4 / MOV / 3GP
+    (0, b"RIFF"),  # AVI
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM
+    (0, b"\x00\x00\x01\xba"),  # MPEG-PS
+    (0, b"FLV"),
+    (0, b"\x30\x26\xb2\x75"),  # ASF / WMV
+    (4, b"moov"),
+    (4, b"mdat"),
+    (4, b"free"),
+    (4, b"wide"),
+)
+
+
+def looks_like_video(path: Path) -> bool:
+    """Known extension, or container magic bytes in the header (MPEG-TS: sync byte every 188)."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(400)
+    except OSError:
+        return False
+    return video_header(head)
+
+
+def video_header(head: bytes) -> bool:
+    """Whether a file's first bytes are a video container's (batch reads them for files without a known extension)."""
+    if any(head[o : o + len(m)] == m for o, m in _MAGIC):
+        return True
+    return len(head) > 376 and head[0] == head[188] == head[376] == 0x47
+
+
 def open_capture(source: str | int, params: list[int] | None = None) -> cv2.VideoCapture:
     """``cv2.VideoCapture`` with FFmpeg's own log lines ("moov atom not found") kept off stderr:
     they would break the one-line error contract, and the tool reports such problems itself.

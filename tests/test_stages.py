@@ -233,5 +233,7 @@ def test_full_tta_is_the_mean_of_eighteen_views() -> None:
     got = EmotionClassifier(batch_size=8, tta="full").predict(x)
     assert got.shape == (5, 7) and np.abs(got - want).max() < 1e-5
     assert np.abs(got - EmotionClassifier(batch_size=8, tta="flip").predict(x)).max() > 1e-3
-    with pytest.raises(ValueError, match="tta must be one of"):
+    from fervideo.errors import UsageError
+
+    with pytest.raises(UsageError, match="tta must be one of"):
         EmotionClassifier(tta="mirror")

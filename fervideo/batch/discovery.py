@@ -13,38 +13,7 @@ from pathlib import Path
 from fervideo.batch import store
 from fervideo.batch.options import BatchOptions
 from fervideo.batch.store import Target, join, name_of, with_suffix_added
-from fervideo.video import VIDEO_EXTENSIONS
-
-_MAGIC = (
-    (4, b"ftyp"),  # MP4 / MOV / 3GP
-    (0, b"RIFF"),  # AVI
-    (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM
-    (0, b"\x00\x00\x01\xba"),  # MPEG-PS
-    (0, b"FLV"),
-    (0, b"\x30\x26\xb2\x75"),  # ASF / WMV
-    (4, b"moov"),
-    (4, b"mdat"),
-    (4, b"free"),
-    (4, b"wide"),
-)
-
-
-def looks_like_video(path: Path) -> bool:
-    """Known extension, or container magic bytes in the header (MPEG-TS: sync byte every 188)."""
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(400)
-    except OSError:
-        return False
-    return _video_header(head)
-
-
-def _video_header(head: bytes) -> bool:
-    if any(head[o : o + len(m)] == m for o, m in _MAGIC):
-        return True
-    return len(head) > 376 and head[0] == head[188] == head[376] == 0x47
+from fervideo.video import VIDEO_EXTENSIONS, looks_like_video, video_header
 
 
 def find_videos(directory: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
@@ -91,7 +60,7 @@ def find_videos_at(url: str, recursive: bool, exclude: str | None = None) -> lis
                 head = f.read(400)
         except OSError:
             continue
-        if _video_header(head):
+        if video_header(head):
             out.append(video)
     return out
 

@@ -14,51 +14,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
+# Test-time augmentation lives in .tta; its names stay importable from here.
+from fervideo.emotions.tta import INPUT_SIZE, TTA_MODES, check_tta, tta_views  # noqa: F401
 from fervideo.errors import ModelError
 from fervideo.labels import EMOTIONS
 from fervideo.models import DEFAULT_PRECISION, resolve_model
 from fervideo.runtime import make_interpreter
 
-INPUT_SIZE = 48
 
-# Test-time augmentation: "flip" averages each face with its mirror image; "full" averages 18
-# views, the face and its mirror each shifted 2 px four ways, zoomed by 1.1 and 0.9 and rotated by
-# +-8 degrees (inside the range the training augmentation covers). Chosen on PublicTest among four view sets
-# (flip 68.35%, 10 views with zooms and rotations 69.46%, 14 views 69.27%, these 18 views 69.80%);
-# PrivateTest figures are in the model card.
-TTA_MODES = ("off", "flip", "full")
+class Classifier(Protocol):
+    """What the pipeline needs of a classifier (TFLite :class:`EmotionClassifier`, PyTorch
+    :class:`~fervideo.emotions.torch_net.TorchClassifier`, or a user's own)."""
 
+    # True where cost per face falls with the batch (a GPU): the pipeline then gathers faces from
+    # many frames per call. The CPU's cost per face is flat in the batch size.
+    large_batches: bool
 
-def _view_transforms() -> list[np.ndarray]:
-    centre = ((INPUT_SIZE - 1) / 2, (INPUT_SIZE - 1) / 2)
-    shifts = [np.float32([[1, 0, dx], [0, 1, dy]]) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2))]
-    zooms = [cv2.getRotationMatrix2D(centre, 0, s).astype(np.float32) for s in (1.1, 0.9)]
-    turns = [cv2.getRotationMatrix2D(centre, a, 1.0).astype(np.float32) for a in (8, -8)]
-    return shifts + zooms + turns
-
-
-_VIEWS = _view_transforms()
-
-
-def tta_views(crops: np.ndarray, mode: str) -> np.ndarray:
-    """The views a TTA mode averages, stacked view-major: (v * n, 48, 48) for crops (n, 48, 48)."""
-    views = [crops]
-    if mode == "full":
-        size = (INPUT_SIZE, INPUT_SIZE)
-        for m in _VIEWS:
-            views.append(np.stack([cv2.warpAffine(c, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101) for c in crops]))
-    if mode in ("flip", "full"):
-        views += [v[:, :, ::-1] for v in views]
-    return np.concatenate(views) if len(views) > 1 else crops
+    def predict(self, crops: np.ndarray) -> np.ndarray: ...
 
 
 class EmotionClassifier:
     """7-class probabilities for 48x48 grayscale crops, many at a time."""
+
+    large_batches = False
 
     def __init__(
         self, model_path: str | Path | None = None, batch_size: int = 32, num_threads: int | None = None, tta: str = "off", precision: str = DEFAULT_PRECISION
@@ -66,8 +48,7 @@ class EmotionClassifier:
         """``tta``: test-time augmentation, one of :data:`TTA_MODES`. "flip" buys ~1.5 points on
         FER2013 PrivateTest for twice the classifier cost, "full" more for 18 times the cost (see
         the model card for both)."""
-        if tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+        check_tta(tta)
         self.tta = tta
         path = resolve_model(model_path, precision)
         if not path.is_file():
@@ -181,7 +162,7 @@ def check_device(device: str) -> None:
     from fervideo.errors import UsageError
 
     if device not in DEVICES:
-        raise UsageError(None, f"--device must be one of cpu, gpu, auto (got {device!r})")
+        raise UsageError(None, f"--device must be one of {', '.join(DEVICES)} (got {device!r})")
 
 
 def missing_model_message(spec: str | Path | None) -> str:

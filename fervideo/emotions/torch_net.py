@@ -249,14 +249,15 @@ class TorchClassifier:
     frames), which is where it beats the CPU; float32 throughout so results match TFLite to ~1e-5.
     """
 
+    large_batches = True  # torch-cpu too: it is the GPU's code path, run where no GPU is
+
     def __init__(self, model_path: str | Path, device: str = "cuda", batch_size: int = 1024, tta: str = "off") -> None:
         """``model_path``: a float ``.tflite`` (the tiers: its graph, :func:`module_from_tflite`)
         or a ``.keras`` file of a ``vgg_lite`` model (a user's own; read with h5py)."""
-        from fervideo.emotions.classifier import TTA_MODES
+        from fervideo.emotions.tta import check_tta
 
         torch = import_torch()
-        if tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+        check_tta(tta)
         self.torch, self.device, self.tta = torch, device, tta
         self.batch_size = max(1, int(batch_size))
         self.path = Path(model_path)
@@ -267,7 +268,7 @@ class TorchClassifier:
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (n, 7) float32 for uint8 crops (n, 48, 48) or (n, 48, 48, 1)."""
-        from fervideo.emotions.classifier import INPUT_SIZE, tta_views
+        from fervideo.emotions.tta import INPUT_SIZE, tta_views
 
         crops = np.asarray(crops)
         n = len(crops)
