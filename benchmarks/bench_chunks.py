@@ -23,7 +23,7 @@ import cv2
 
 from fervideo.outputs.timeline import frame_rows
 from fervideo.pipeline import Analyzer, Options, analyse_chunk, chunk_bounds, open_reader
-from fervideo.video import FrameReader, VideoWriter, probe
+from fervideo.video import FrameReader, open_writer, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def make_clip(path: Path, seconds: float) -> Path:
             break
         frames.append(cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA))
     n = int(seconds * 25)
-    with VideoWriter(path, 640, 360, Fraction(25), codec="h264") as w:
+    with open_writer(path, 640, 360, Fraction(25), codec="h264") as w:
         for i in range(n):
             w.write(frames[i % len(frames)], i / 25)
     return path

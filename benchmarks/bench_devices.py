@@ -27,7 +27,7 @@ import numpy as np
 from fervideo.emotions.classifier import make_classifier
 from fervideo.emotions.torch_net import cuda_available
 from fervideo.pipeline import Analyzer, Options, process_video
-from fervideo.video import FrameReader, VideoWriter
+from fervideo.video import FrameReader, open_writer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def best(fn: Callable[[], object], repeats: int = 3) -> float:
 
 def scaled_copy(src: Path, out: Path, size: tuple[int, int]) -> Path:
     reader = FrameReader(src)
-    with VideoWriter(out, size[0], size[1], reader.info.fps) as w:
+    with open_writer(out, size[0], size[1], reader.info.fps) as w:
         for _, t, frame in reader:
             w.write(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR), t)
     return out

@@ -30,7 +30,7 @@ import numpy as np
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.outputs import read_timeline
 from fervideo.pipeline import Analyzer, Options, open_reader, process_video
-from fervideo.video import FrameReader, VideoWriter
+from fervideo.video import FrameReader, open_writer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def decode_encode(path: Path, out: Path) -> tuple[int, float]:
     i = reader.info
     t = time.perf_counter()
     n = 0
-    with VideoWriter(out, i.width, i.height, i.fps, audio_from=path) as w:
+    with open_writer(out, i.width, i.height, i.fps, audio_from=path) as w:
         for _, ts, frame in reader:
             w.write(frame, ts)
             n += 1

@@ -41,7 +41,7 @@ from fervideo.models import DEFAULT_PRECISION, PRECISIONS
 from fervideo.outputs import TimelineWriter, draw_faces
 from fervideo.tracking import EmaSmoother, IoUTracker
 from fervideo.types import Face, FrameResult, VideoInfo
-from fervideo.video import DAMAGE_REORDER, FrameReader, VideoWriter
+from fervideo.video import DAMAGE_REORDER, FrameReader, VideoWriter, open_writer
 
 _END = object()
 log = logging.getLogger(__name__)
@@ -543,7 +543,7 @@ def _outputs(
         if annotated is not None:
             tmp = stack.enter_context(atomic_output(annotated))
             info = reader.info
-            vw = stack.enter_context(VideoWriter(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
+            vw = stack.enter_context(open_writer(tmp, info.width, info.height, info.fps, codec=codec, audio_from=reader.path))
             if vw.notice:
                 log.warning("%s", vw.notice)
         yield tw, vw

@@ -327,11 +327,74 @@ def _can_copy_audio(av: Any, source: str | Path, fmt: str) -> bool:
 
 
 class VideoWriter:
-    """Write BGR frames with their timestamps; H.264 + copied audio via PyAV, or OpenCV mp4v.
+    """Write BGR frames with their timestamps: :class:`AvWriter` (H.264 + the input's audio, via
+    PyAV) or :class:`Cv2Writer` (OpenCV's mp4v), chosen by :func:`open_writer`.
 
     Use as a context manager around :func:`atomic_output`'s temporary path; ``close`` finalises
-    the container (and remuxes the audio) so the file is complete before the rename.
+    the container (and writes the audio) so the file is complete before the rename. ``notice`` is
+    said before writing (what this writer leaves out); ``notes`` gathers what the finished file
+    differs in from the input, found while writing (audio transcoded or dropped, a constant rate
+    for a variable-rate input), for the caller to report after close.
     """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction, codec: str) -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.fps = fps if fps > 0 else Fraction(30)
+        self.codec = codec
+        self.frames_written = 0
+        self.notice: str | None = None
+        self.notes: list[str] = []
+
+    def write(self, frame: np.ndarray, time_s: float) -> None:
+        """Write one BGR frame shown at ``time_s`` seconds."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file (it must be complete and valid after this)."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Release resources without caring about a valid file (the caller deletes it)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_writer(
+    path: str | Path,
+    width: int,
+    height: int,
+    fps: Fraction,
+    codec: str = "h264",
+    audio_from: str | Path | None = None,
+    time_base: Fraction | None = None,
+) -> VideoWriter:
+    """The writer for ``codec``: mp4v through OpenCV (video only), anything else through PyAV;
+    without PyAV, OpenCV's mp4v with a notice."""
+    if codec != "mp4v":
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            w = Cv2Writer(path, width, height, fps)
+            w.notice = "PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV, without audio"
+            return w
+        return AvWriter(path, width, height, fps, codec, audio_from, time_base)
+    w = Cv2Writer(path, width, height, fps)
+    if audio_from is not None and _has_audio(audio_from):
+        w.notice = "--codec mp4v writes video only: the input's audio track is not copied (use the default h264 to keep it)"
+    return w
+
+
+class AvWriter(VideoWriter):
+    """H.264 (or another FFmpeg codec) through PyAV, the input's audio copied or transcoded."""
 
     def __init__(
         self,
@@ -343,53 +406,10 @@ class VideoWriter:
         audio_from: str | Path | None = None,
         time_base: Fraction | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.width, self.height = width, height
-        self.fps = fps if fps > 0 else Fraction(30)
-        self.audio_from = audio_from
-        self.codec = codec
-        self.frames_written = 0
-        self.notice: str | None = None
-        # What the finished file differs in from the input, found while writing (audio transcoded
-        # or dropped, a constant rate for a variable-rate input): the caller reports them after close.
-        self.notes: list[str] = []
-        self._av: Any = None
-        self._cv: Any = None
-        self._first_time_s: float | None = None
-        self._rate_noted = False
-        if codec == "mp4v":
-            self._open_cv()
-            if audio_from is not None and _has_audio(audio_from):
-                self.notice = "--codec mp4v writes video only: the input's audio track is not copied (use the default h264 to keep it)"
-            return
-        try:
-            import av  # noqa: F401
-        except ImportError:
-            self.notice = "PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV, without audio"
-            self._open_cv()
-            return
-        self._open_av(codec, time_base)
-
-    def _open_cv(self) -> None:
-        self.codec = "mp4v"
-        # OpenCV's MPEG-4 encoder needs even sizes and silently drops an odd last row/column; drop
-        # it here, knowingly, and say so (the h264 path keeps odd sizes exactly, in 4:4:4).
-        self._cv_size = (self.width - self.width % 2, self.height - self.height % 2)
-        if self._cv_size != (self.width, self.height):
-            self.notes.append(
-                f"--codec mp4v needs even frame sizes: {self.width}x{self.height} written as {self._cv_size[0]}x{self._cv_size[1]} "
-                "(last column/row dropped), the default h264 keeps the size"
-            )
-        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-        # OpenCV logs each failed write on stderr ("Failed to write frame", 64 lines on a full disk);
-        # the file is checked at close instead, and the user gets one line.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        self._cv = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), self._cv_size)
-        if not self._cv.isOpened():
-            raise OutputError(self.path, "OpenCV cannot open an mp4v writer here")
-
-    def _open_av(self, codec: str, time_base: Fraction | None) -> None:
         import av
+
+        super().__init__(path, width, height, fps, codec)
+        self.audio_from = audio_from
 
         fmt = ANNOTATED_CONTAINERS.get(self.path.suffix.lower(), "mp4")
         self._container = av.open(str(self.path), mode="w", format=fmt)
@@ -488,13 +508,6 @@ class VideoWriter:
             src.close()
 
     def write(self, frame: np.ndarray, time_s: float) -> None:
-        """Write one BGR frame shown at ``time_s`` seconds."""
-        if self._cv is not None:
-            w, h = self._cv_size
-            self._cv.write(frame[:h, :w] if (w, h) != (self.width, self.height) else frame)
-            self._check_constant_rate(time_s)
-            self.frames_written += 1
-            return
         vf = self._av.VideoFrame.from_ndarray(frame, format="bgr24")
         pts = int(round(time_s / self._tb))
         if pts <= self._last_pts:
@@ -507,12 +520,7 @@ class VideoWriter:
         self.frames_written += 1
 
     def close(self) -> None:
-        """Flush the encoder and copy the audio packets unchanged."""
-        if self._cv is not None:
-            self._cv.release()
-            self._cv = None
-            self._check_cv_file()
-            return
+        """Flush the encoder, then write the audio (copied packet for packet, or transcoded)."""
         if self._av is None:
             return
         for packet in self._stream.encode(None):
@@ -522,6 +530,54 @@ class VideoWriter:
             self._audio_in = None
         self._container.close()
         self._av = None
+
+    def abort(self) -> None:
+        try:
+            if self._av is not None:
+                if self._audio_in is not None:
+                    self._audio_in.close()
+                    self._audio_in = None
+                self._container.close()
+        except Exception:  # noqa: BLE001 - best effort on an error path; the file is discarded
+            pass
+        self._av = None
+
+
+class Cv2Writer(VideoWriter):
+    """OpenCV's MPEG-4 Part 2 (mp4v): video only, one constant frame rate, even sizes."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction) -> None:
+        super().__init__(path, width, height, fps, "mp4v")
+        self._first_time_s: float | None = None
+        self._rate_noted = False
+        # OpenCV's MPEG-4 encoder needs even sizes and silently drops an odd last row/column; drop
+        # it here, knowingly, and say so (the h264 path keeps odd sizes exactly, in 4:4:4).
+        self._cv_size = (self.width - self.width % 2, self.height - self.height % 2)
+        if self._cv_size != (self.width, self.height):
+            self.notes.append(
+                f"--codec mp4v needs even frame sizes: {self.width}x{self.height} written as {self._cv_size[0]}x{self._cv_size[1]} "
+                "(last column/row dropped), the default h264 keeps the size"
+            )
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        # OpenCV logs each failed write on stderr ("Failed to write frame", 64 lines on a full disk);
+        # the file is checked at close instead, and the user gets one line.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        self._cv = cv2.VideoWriter(str(self.path), fourcc, float(self.fps), self._cv_size)
+        if not self._cv.isOpened():
+            raise OutputError(self.path, "OpenCV cannot open an mp4v writer here")
+
+    def write(self, frame: np.ndarray, time_s: float) -> None:
+        w, h = self._cv_size
+        self._cv.write(frame[:h, :w] if (w, h) != (self.width, self.height) else frame)
+        self._check_constant_rate(time_s)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._cv is None:
+            return
+        self._cv.release()
+        self._cv = None
+        self._check_cv_file()
 
     def _check_constant_rate(self, time_s: float) -> None:
         """mp4v files have one frame rate: say so (once) when the input's frame times are off it by
@@ -554,25 +610,9 @@ class VideoWriter:
             raise OSError(errno.EIO, f"OpenCV's mp4v writer left an incomplete file ({count} of {self.frames_written} frames; is the disk full?)")
 
     def abort(self) -> None:
-        """Release resources without caring about a valid file (the caller deletes it)."""
         try:
             if self._cv is not None:
                 self._cv.release()
-            elif self._av is not None:
-                if self._audio_in is not None:
-                    self._audio_in.close()
-                    self._audio_in = None
-                self._container.close()
         except Exception:  # noqa: BLE001 - best effort on an error path; the file is discarded
             pass
-        self._av = None
         self._cv = None
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -15,7 +15,7 @@ from conftest import SAMPLES, YUNET, need_extra
 
 from fervideo.faces import CROP_MAPS, DETECTORS, create_detector
 from fervideo.types import Face
-from fervideo.video import ANNOTATED_CONTAINERS, FrameReader, VideoWriter
+from fervideo.video import ANNOTATED_CONTAINERS, AvWriter, Cv2Writer, FrameReader, open_writer
 
 
 def _frame(index: int = 10) -> np.ndarray:
@@ -89,7 +89,8 @@ def test_writer_contract(ext: str, codec: str, tmp_path: Path) -> None:
     out = tmp_path / f"o{ext}"
     from fractions import Fraction
 
-    with VideoWriter(out, w, h, Fraction(25), codec=codec) as vw:
+    with open_writer(out, w, h, Fraction(25), codec=codec) as vw:
+        assert isinstance(vw, AvWriter if codec == "h264" else Cv2Writer)
         for i, f in enumerate(frames):
             vw.write(f, i / 25)
     back = list(FrameReader(out))

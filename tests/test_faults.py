@@ -309,15 +309,15 @@ def test_every_container_takes_every_audio_codec(ext: str, audio_clips: dict[str
 
 
 def test_mp4v_odd_size_and_variable_rate_are_said(tmp_path: Path) -> None:
-    from fervideo.video import VideoWriter
+    from fervideo.video import open_writer
 
     frame = np.zeros((361, 641, 3), np.uint8)
-    with VideoWriter(tmp_path / "odd.mp4", 641, 361, Fraction(30), codec="mp4v") as w:
+    with open_writer(tmp_path / "odd.mp4", 641, 361, Fraction(30), codec="mp4v") as w:
         for i in range(5):
             w.write(frame, i / 30)
     assert any("641x361 written as 640x360" in n for n in w.notes), w.notes
     assert not any("constant frame rate" in n for n in w.notes)
-    with VideoWriter(tmp_path / "vfr.mp4", 64, 64, Fraction(30), codec="mp4v") as w:
+    with open_writer(tmp_path / "vfr.mp4", 64, 64, Fraction(30), codec="mp4v") as w:
         for t in (0.0, 1 / 30, 2 / 30, 0.5, 0.6):  # a variable-rate input's times
             w.write(np.zeros((64, 64, 3), np.uint8), t)
     assert any("constant frame rate" in n and "frame 3 is at 0.500 s" in n for n in w.notes), w.notes

@@ -175,11 +175,11 @@ def test_writer_falls_back_to_mp4v_without_pyav(tmp_path: Path, monkeypatch: obj
     import sys
     from fractions import Fraction
 
-    from fervideo.video import VideoWriter
+    from fervideo.video import open_writer
 
     monkeypatch.setitem(sys.modules, "av", None)  # type: ignore[attr-defined]  # import av -> ImportError
     out = tmp_path / "f.mp4"
-    with VideoWriter(out, 64, 48, Fraction(25)) as w:
+    with open_writer(out, 64, 48, Fraction(25)) as w:
         for i in range(5):
             w.write(np.full((48, 64, 3), 40 * i, np.uint8), i / 25)
     assert w.codec == "mp4v" and w.notice and "PyAV" in w.notice
