@@ -179,7 +179,7 @@ probabilities (angry, disgust, fear, happy, sad, surprise, neutral) out. Regener
 | provenance | {c["provenance"]} |
 | data | `fer2013.npz`, sha256 `{c["data_sha256"]}`; Training for gradients, PublicTest for the epoch choice, PrivateTest only for this card |
 | **PrivateTest accuracy** | **{pct(a["private_off"])}**; `--tta` {pct(a["private_flip"])}; `--tta-full` {pct(a["private_full"])}{full_note} |
-| PublicTest accuracy | {pct(a["public_off"])}; `--tta` {pct(a["public_flip"])}; `--tta-full` {pct(a["public_full"])} |
+| PublicTest accuracy | {pct(a["public_off"])}; `--tta` {pct(a["public_flip"])}; `--tta-full` {pct(a["public_full"])}{full_note} |
 | PrivateTest macro F1 | {c["private_macro_f1"]:.4f} |
 | PrivateTest recall | {rec} |
 | Keras vs TFLite | max abs difference {c["keras_vs_tflite_max_abs_diff"]:.2e} on 512 PrivateTest faces |

@@ -40,16 +40,19 @@ def test_tiers_resolve_from_checkout_or_wheel() -> None:
 
 @pytest.mark.slow
 def test_accurate_tier_contract_and_card(tmp_path: Path) -> None:
-    """The accurate tier: TFLite within 1e-3 of its Keras file, and `fervideo evaluate --model
-    accurate` reproduces the card's PrivateTest figure."""
+    """The accurate tier: its float16-weights TFLite within what its card measured of its Keras file
+    (a model of its own since issue 23), and `fervideo evaluate --model accurate` reproduces the
+    card's PrivateTest figure."""
     need_fer_npz()
     from fervideo.models import ACCURATE_KERAS, models_dir
     from fervideo.training.export import max_abs_difference
 
     faces = fer_data.load(FER_NPZ).split("private")[0][:128, :, :, 0]
     pytest.importorskip("keras", reason="needs the train extra")
-    assert max_abs_difference(models_dir() / ACCURATE_KERAS, models_dir() / "fervideo_emotion_accurate.tflite", faces) <= 1e-3
     card = json.loads(ACCURATE_CARD.read_text())
+    assert card["tflite_weights"] == "float16" and card["float16"]["accepted"]
+    diff = max_abs_difference(models_dir() / ACCURATE_KERAS, models_dir() / "fervideo_emotion_accurate.tflite", faces)
+    assert diff <= 1.5 * card["keras_vs_tflite_max_abs_diff"]
     proc = run_cli("evaluate", "--model", "accurate", "--data", str(FER_NPZ), "--split", "private", "--out", str(tmp_path / "ev"), timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads((tmp_path / "ev" / "metrics.json").read_text())["accuracy"]
