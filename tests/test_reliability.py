@@ -74,7 +74,12 @@ def test_truncated_video_keeps_decoded_frames_and_warns(tmp_path: Path) -> None:
     df = read_timeline(tmp_path / "cut.csv")
     n = df["frame"].nunique()
     assert 20 < n < 120
-    assert df["frame"].max() == n - 1
+    # Frames keep the source's numbers (issue 25): the cut last packet can cost a frame or two
+    # just before the decoder's last frames, seen as a gap at the very end, never in the middle.
+    frames = df.drop_duplicates("frame")
+    assert frames["frame"].is_monotonic_increasing and n - 1 <= frames["frame"].max() <= n - 1 + 16
+    assert (frames["frame"].iloc[: n - 16] == range(n - 16)).all()
+    assert np.allclose(frames["time_s"], frames["frame"] / 25, atol=1e-3)  # numbers and times agree
 
 
 def test_container_frame_count_is_not_trusted(tmp_path: Path) -> None:
