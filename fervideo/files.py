@@ -116,29 +116,32 @@ def atomic_output(target: str | Path, suffix: str | None = None) -> Iterator[Pat
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(parent, f"cannot create output folder ({e.strerror})") from None
-    try:
+    with _as_output_error(target):
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target, suffix), suffix=".partial" + suffix, dir=parent)
-    except OSError as e:
-        err = output_error(target, e)
-        if err is None:
-            raise
-        raise err from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        # mkstemp creates 0600 files; finished outputs get the usual permissions (0666 & ~umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
+        with _as_output_error(target):
+            yield tmp
+            # mkstemp creates 0600 files; finished outputs get the usual permissions (0666 & ~umask).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _as_output_error(target: Path) -> Iterator[None]:
+    """Re-raise an OS error on ``target`` that :func:`output_error` knows as that OutputError."""
+    try:
+        yield
     except OSError as e:
         err = output_error(target, e)
         if err is None:
             raise
         raise err from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def partials_of(target: str | Path) -> list[Path]:
