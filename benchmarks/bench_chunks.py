@@ -3,7 +3,7 @@
     python benchmarks/bench_chunks.py [--seconds 120] [--model fast] [--parts 2 4 8]
 
 A clip of ``--seconds`` at 25 fps, 640x360, is made from the bundled astronaut clip (looped). It is
-analysed in one pass (``Analyzer.analyse``, the timeline's work) and then as 2, 4, 8 chunks with
+analysed in one pass (``Analyser.analyse``, the timeline's work) and then as 2, 4, 8 chunks with
 ``analyse_chunk`` plus the ``replay`` merge, each chunk timed alone, on this machine, in one run.
 Printed per split: the longest chunk (the critical path when each chunk has a node to itself), the
 projected speed-up (one pass / (longest chunk + merge)), and the total work against one pass (the
@@ -21,8 +21,10 @@ from pathlib import Path
 
 import cv2
 
+from fervideo.chunks import analyse_chunk, chunk_bounds, replay
 from fervideo.outputs.timeline import frame_rows
-from fervideo.pipeline import Analyzer, Options, analyse_chunk, chunk_bounds, open_reader
+from fervideo.pipeline import Analyser, Options
+from fervideo.streams import open_reader
 from fervideo.video import FrameReader, open_writer, probe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,13 +54,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         clip = make_clip(Path(d) / "long.mp4", args.seconds)
         info = probe(clip)
-        analyzer = Analyzer(Options(model=args.model))
+        analyser = Analyser(Options(model=args.model))
         t = time.perf_counter()
         n = sum(1 for _ in FrameReader(clip))
         decode = time.perf_counter() - t
         t = time.perf_counter()
         reader = open_reader(clip)
-        whole = [row for r in analyzer.analyse(reader, parallel=True) for row in frame_rows(r, False)]
+        whole = [row for r in analyser.analyse(reader, parallel=True) for row in frame_rows(r, False)]
         one_pass = time.perf_counter() - t
         print(f"# chunks of one {args.seconds:g} s clip (640x360, {n} frames), model {args.model}, {time.strftime('%Y-%m-%d %H:%M')}")
         print(f"decode-only {n / decode:6.0f} fps; one pass {n / one_pass:6.0f} fps ({one_pass:5.1f} s); bound on the speed-up: {one_pass / decode:4.1f}x")
@@ -68,10 +70,10 @@ def main() -> None:
             chunks, times = [], []
             for start, stop in bounds:
                 t = time.perf_counter()
-                chunks.append(analyse_chunk(clip, analyzer, start, stop))
+                chunks.append(analyse_chunk(clip, analyser, start, stop))
                 times.append(time.perf_counter() - t)
             t = time.perf_counter()
-            rows = [row for r in analyzer.replay(chunks) for row in frame_rows(r, False)]
+            rows = [row for r in replay(analyser, chunks) for row in frame_rows(r, False)]
             merge = time.perf_counter() - t
             assert rows == whole, "chunked timeline differs from the one pass"
             speedup = one_pass / (max(times) + merge)

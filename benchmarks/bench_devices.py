@@ -26,7 +26,7 @@ import numpy as np
 
 from fervideo.emotions.classifier import make_classifier
 from fervideo.emotions.torch_net import cuda_available
-from fervideo.pipeline import Analyzer, Options, process_video
+from fervideo.pipeline import Analyser, Options, process_video
 from fervideo.video import FrameReader, open_writer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,14 +80,14 @@ def main() -> None:
                     clf.predict(x)
                     fps = args.faces / best(lambda clf=clf: [clf.predict(x[i : i + 256]) for i in range(0, len(x), 256)], repeats=5)
                     cells = ""
-                    analyzer = Analyzer(Options(model=tier, device=dev, precision=precision))
+                    analyser = Analyser(Options(model=tier, device=dev, precision=precision))
                     for kind in kinds:
                         for c in clips:
                             n = len(list(FrameReader(c)))
                             video = tmp / "a.mp4" if kind == "annotate" else None
-                            t = best(lambda c=c, a=analyzer, v=video: process_video(c, a, timeline=tmp / "t.csv", annotated=v))
+                            t = best(lambda c=c, a=analyser, v=video: process_video(c, a, timeline=tmp / "t.csv", annotated=v))
                             cells += f"{n / t:>22.0f}{n / t / decode[c]:>9.2f}"
-                    analyzer.close()
+                    analyser.close()
                     print(f"{tier:<10}{precision:<10}{dev:<11}{fps:>9.0f}{cells}", flush=True)
 
 

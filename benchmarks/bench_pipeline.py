@@ -29,7 +29,8 @@ import numpy as np
 
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.outputs import read_timeline
-from fervideo.pipeline import Analyzer, Options, open_reader, process_video
+from fervideo.pipeline import Analyser, Options, process_video
+from fervideo.streams import open_reader
 from fervideo.video import FrameReader, open_writer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +64,9 @@ def decode_encode(path: Path, out: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def timed_process(path: Path, analyzer: Analyzer, tmp: Path, annotate: bool) -> tuple[int, int, float]:
+def timed_process(path: Path, analyser: Analyser, tmp: Path, annotate: bool) -> tuple[int, int, float]:
     t = time.perf_counter()
-    r = process_video(path, analyzer, timeline=tmp / "t.csv", annotated=(tmp / "a.mp4") if annotate else None)
+    r = process_video(path, analyser, timeline=tmp / "t.csv", annotated=(tmp / "a.mp4") if annotate else None)
     return r.frames, r.faces_classified, time.perf_counter() - t
 
 
@@ -165,7 +166,7 @@ def cpu_s() -> float:
     return t.user + t.system
 
 
-def stage_costs(path: Path, analyzer: Analyzer, cpu_per_face: float, faces_per_frame: float) -> tuple[float, float, float, float]:
+def stage_costs(path: Path, analyser: Analyser, cpu_per_face: float, faces_per_frame: float) -> tuple[float, float, float, float]:
     """CPU milliseconds per frame of each stage alone, as the pipeline runs it, and of the whole
     timeline run: (decode, detect, classify, timeline). Best of REPEATS each.
 
@@ -183,7 +184,7 @@ def stage_costs(path: Path, analyzer: Analyzer, cpu_per_face: float, faces_per_f
         spent, n = 0.0, 0
         for _, _, frame in FrameReader(path):
             c = time.thread_time()  # one-thread interpreter: its work is this thread's
-            analyzer.detect_faces(frame)
+            analyser.detect_faces(frame)
             spent += time.thread_time() - c
             n += 1
         return spent / n
@@ -191,7 +192,7 @@ def stage_costs(path: Path, analyzer: Analyzer, cpu_per_face: float, faces_per_f
     def timeline() -> float:
         with tempfile.TemporaryDirectory() as d:
             c = cpu_s()
-            r = process_video(path, analyzer, timeline=Path(d) / "t.csv")
+            r = process_video(path, analyser, timeline=Path(d) / "t.csv")
             return (cpu_s() - c) / r.frames
 
     dec, det, tl = (min(fn() for _ in range(REPEATS)) for fn in (decode, detect, timeline))
@@ -200,7 +201,7 @@ def stage_costs(path: Path, analyzer: Analyzer, cpu_per_face: float, faces_per_f
 
 def classifier_costs(batch: int = 64, n: int = 8192, tta: str = "off") -> tuple[float, float]:
     """Batched classification: faces per second (wall) and CPU seconds per face (both XNNPACK
-    threads counted), each the best of REPEATS runs; ``tta`` as the CLI's --tta/--tta-full."""
+    threads counted), each the best of REPEATS runs; ``tta`` as the CLI's --tta flip/full."""
     clf = EmotionClassifier(batch_size=batch, tta=tta)
     x = np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
     clf.predict(x[:batch])
@@ -224,7 +225,7 @@ def main() -> None:
     if args.clips:
         clips = [c for c in clips if any(s in c.name for s in args.clips)]
     print(f"# fervideo pipeline benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    analyzer = Analyzer(Options())
+    analyser = Analyser(Options())
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         speeds: dict[Path, tuple[float, float, float]] = {}
@@ -233,8 +234,8 @@ def main() -> None:
         for clip in clips:
             n, t_dec = best_of(decode_only, clip)
             _, t_de = best_of(decode_encode, clip, tmp / "de.mp4")
-            _, faces, t_tl = best_of(timed_process, clip, analyzer, tmp, False)
-            _, _, t_an = best_of(timed_process, clip, analyzer, tmp, True)
+            _, faces, t_tl = best_of(timed_process, clip, analyser, tmp, False)
+            _, _, t_an = best_of(timed_process, clip, analyser, tmp, True)
             info = FrameReader(clip).info
             dec, tl, de, an = n / t_dec, n / t_tl, n / t_de, n / t_an
             size = f"{info.width}x{info.height}"
@@ -251,7 +252,7 @@ def main() -> None:
         print(f"{'clip':<26}{'decode':>7}{'detect':>7}{'classify':>9}{'sum':>6}{'floor fps':>10}{'max ratio':>10}{'timeline':>9}{'cores':>6}")
         for clip in clips:
             dec, tl, fpf = speeds[clip]
-            c_dec, c_det, c_cls, c_tl = stage_costs(clip, analyzer, per_face, fpf)
+            c_dec, c_det, c_cls, c_tl = stage_costs(clip, analyser, per_face, fpf)
             total = c_dec + c_det + c_cls
             floor = cores * 1e3 / total
             print(f"{clip.name:<26}{c_dec:>7.2f}{c_det:>7.2f}{c_cls:>9.2f}{total:>6.2f}{floor:>10.0f}{floor / dec:>10.2f}{c_tl:>9.2f}{c_tl * tl / 1e3:>6.2f}")
@@ -260,7 +261,7 @@ def main() -> None:
         for clip in clips:
             tables = []
             for k in (1, 2, 3):
-                a = Analyzer(Options(detect_every=k))
+                a = Analyser(Options(detect_every=k))
                 process_video(clip, a, timeline=tmp / f"k{k}.csv")
                 a.close()
                 tables.append(read_timeline(tmp / f"k{k}.csv"))
@@ -275,13 +276,13 @@ def main() -> None:
             dec = speeds[clip][0]
             cells = []
             for stride in (5, 30):
-                a = Analyzer(Options(stride=stride))
+                a = Analyser(Options(stride=stride))
                 n, _, t = best_of(timed_process, clip, a, tmp, False)
                 a.close()
                 cells.append(f"N={stride}: {n / t:>5.0f} fps ({n / t / dec:.2f} of decode)")
             print(f"  {clip.name:<26} " + "   ".join(cells))
         with_tta = {mode: classifier_costs(n=n, tta=mode)[0] for mode, n in (("flip", 4096), ("full", 512))}
-        print(f"\nclassifier, batched TFLite: {faces_per_s:.0f} faces/s; with --tta {with_tta['flip']:.0f}, with --tta-full {with_tta['full']:.0f}")
+        print(f"\nclassifier, batched TFLite: {faces_per_s:.0f} faces/s; with --tta flip {with_tta['flip']:.0f}, with --tta full {with_tta['full']:.0f}")
         src = SHARED / "single_face.mp4" if SHARED.is_dir() else ROOT / "sample_videos" / "astronaut_pan.mp4"
         print(f"start-up to first frame (CLI run on a 1-frame clip, best of 3): {startup_s(src, tmp):.2f} s")
         if not args.skip_long:

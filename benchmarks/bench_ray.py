@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fervideo.batch import BatchOptions, run_batch
 from fervideo.batch.ray_cluster import connect
-from fervideo.pipeline import Options
+from fervideo.options import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 

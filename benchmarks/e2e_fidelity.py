@@ -29,7 +29,7 @@ import numpy as np
 from fervideo import fidelity
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.faces import CROP_MAPS, LEGACY_CROP, crop_face
-from fervideo.pipeline import Analyzer, Options
+from fervideo.pipeline import Analyser, Options
 from fervideo.training import data as fer_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,9 +80,9 @@ def main() -> None:
         if det == "yunet" and yunet is None:
             print("yunet: no ONNX file in shared/models; skipped")
             continue
-        analyzer = Analyzer(Options(detector=det, detector_model=str(yunet) if det == "yunet" else None, model="fast", min_face=0))
+        analyser = Analyser(Options(detector=det, detector_model=str(yunet) if det == "yunet" else None, model="fast", min_face=0))
         t0 = time.perf_counter()
-        found = list(fidelity.run_chain(analyzer, faces48, backgrounds, cases, {v: VARIANTS[v](det) for v in args.variants}))
+        found = list(fidelity.run_chain(analyser, faces48, backgrounds, cases, {v: VARIANTS[v](det) for v in args.variants}))
         chain_s = time.perf_counter() - t0
         hits = [f for f in found if f.face is not None]
         for t, clf in classifiers.items():

@@ -1,6 +1,6 @@
 """fervideo: facial-expression recognition for video files.
 
-Pipeline, one module per stage: :mod:`fervideo.video` -> :mod:`fervideo.faces` ->
+Pipeline, one module per stage: :mod:`fervideo.video` -> :mod:`fervideo.faces` (run by :mod:`fervideo.detect_stage`) ->
 :mod:`fervideo.emotions` -> :mod:`fervideo.tracking` -> :mod:`fervideo.outputs`, driven by
 :mod:`fervideo.pipeline`; :mod:`fervideo.cli` only parses and calls.
 
@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "analyse_video": "fervideo.api",
-    "Analyzer": "fervideo.pipeline",
-    "Options": "fervideo.pipeline",
+    "Analyser": "fervideo.pipeline",
+    "Options": "fervideo.options",
     "process_video": "fervideo.pipeline",
     "read_timeline": "fervideo.outputs",
 }

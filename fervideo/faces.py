@@ -27,10 +27,10 @@ import cv2
 import numpy as np
 
 from fervideo.errors import ModelError
+from fervideo.frames import Face
 from fervideo.geometry import iou_matrix
-from fervideo.models import models_dir
+from fervideo.model_files import models_dir
 from fervideo.runtime import make_interpreter
-from fervideo.types import Face
 
 
 class Detector(Protocol):

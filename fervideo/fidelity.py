@@ -5,7 +5,7 @@ through detector -> crop -> CNN, and on real frames that chain lost 7.5 to 15 po
 This module measures the chain on faces whose label and exact framing are known: each FER2013 face
 is upscaled to a target size, optionally rolled, and composited with a feathered border (so the
 detector sees a face, not a pasted square) into a face-free frame of a real clip. The pipeline's own
-detector and crop (:meth:`fervideo.pipeline.Analyzer.detect_faces` and :meth:`~fervideo.pipeline.Analyzer.crop`,
+detector and crop (:meth:`fervideo.pipeline.Analyser.detect_faces` and :meth:`~fervideo.pipeline.Analyser.crop`,
 what ``analyse_image`` and the video loop call) then find and cut the face, and every tier's
 classifier scores both that crop and the original 48x48 face.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervideo.types import Face
+from fervideo.frames import Face
 
 FRAME_SIZE = (640, 360)  # the shared clips' size: what a 40-80 px face means to the detector
 SIZE_BINS: dict[str, tuple[int, int]] = {"40-80": (40, 80), "80-160": (80, 160), ">=160": (160, 240)}
@@ -130,16 +130,16 @@ def match(faces: list[Face], case: Case) -> Face | None:
 
 
 def run_chain(
-    analyzer: object, faces48: np.ndarray, backgrounds: list[np.ndarray], cases: Iterable[Case], variants: dict[str, CropFn] | None = None
+    analyser: object, faces48: np.ndarray, backgrounds: list[np.ndarray], cases: Iterable[Case], variants: dict[str, CropFn] | None = None
 ) -> Iterator[Found]:
-    """Each case through ``analyzer``'s detector and crop, exactly as a frame of a video goes
+    """Each case through ``analyser``'s detector and crop, exactly as a frame of a video goes
     (``variants``: other crops of the same detection, by name, to compare with the pipeline's)."""
     for case in cases:
         frame = composite(backgrounds[case.background], faces48[case.face], case)
-        hit = match(analyzer.detect_faces(frame), case)  # type: ignore[attr-defined]
+        hit = match(analyser.detect_faces(frame), case)  # type: ignore[attr-defined]
         crops = {}
         if hit is not None:
-            crops["pipeline"] = analyzer.crop(frame, hit)  # type: ignore[attr-defined]
+            crops["pipeline"] = analyser.crop(frame, hit)  # type: ignore[attr-defined]
             for name, fn in (variants or {}).items():
                 crops[name] = fn(frame, hit)
         yield Found(case, hit, crops)

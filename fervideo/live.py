@@ -11,6 +11,7 @@ stream runs as fast as frames arrive.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ import numpy as np
 
 from fervideo.errors import InputError, MissingExtraError, check_interrupted
 from fervideo.outputs import BASE_COLUMNS, SMOOTH_COLUMNS, draw_faces, frame_rows
-from fervideo.pipeline import Analyzer, Options
+from fervideo.pipeline import Analyser, Options
 from fervideo.video import FrameReader, open_capture
 
 TITLE = "fervideo live (q to quit)"
@@ -138,15 +139,16 @@ class LiveResult:
     fps: float
 
 
-def run_live(source: str, options: Options, window: bool, max_frames: int = 0, fast: bool = False, rows_out: IO[str] | None = None) -> LiveResult:
-    """Analyse frames as they come, one classifier call per frame (latency over throughput).
-    Without a window, timeline rows (the CSV contract) go to ``rows_out``."""
+def run_live(source: str, options: Options, show: bool, max_frames: int = 0, fast: bool = False, rows_out: IO[str] | None = None) -> LiveResult:
+    """Analyse frames as they come, one classifier call per frame (latency over throughput:
+    ``batch_frames`` 1, whatever ``options`` say). With ``show``, a window; without, timeline rows
+    (the CSV contract) go to ``rows_out``."""
     frames, is_file = open_source(source, max_frames)
     if is_file and not fast:
         frames = paced(frames, lambda item: item[1])
-    analyzer = Analyzer(options)
-    view = _Window() if window else None
-    smoothing = options.smooth_s > 0
+    analyser = Analyser(dataclasses.replace(options, batch_frames=1, batch_size=8))
+    view = _Window() if show else None
+    smoothing = options.smoothing
     writer = None
     if view is None:
         writer = csv.writer(rows_out or sys.stdout, lineterminator="\n")
@@ -155,7 +157,7 @@ def run_live(source: str, options: Options, window: bool, max_frames: int = 0, f
     last = time.perf_counter()
     n = 0
     try:
-        for result in analyzer.analyse(frames, keep_images=view is not None):
+        for result in analyser.analyse(frames, keep_images=view is not None):
             check_interrupted()
             n += 1
             now = time.perf_counter()

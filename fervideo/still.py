@@ -1,4 +1,4 @@
-"""Still images: the same Analyzer (detector and classifier) as video, one table row per face.
+"""Still images: the same Analyser (detector and classifier) as video, one table row per face.
 
 The library returns rows and errors; printing them is the CLI's job.
 """
@@ -16,7 +16,7 @@ from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, check_interru
 from fervideo.files import atomic_output
 from fervideo.labels import EMOTIONS
 from fervideo.outputs import draw_faces
-from fervideo.pipeline import Analyzer, Options
+from fervideo.pipeline import Analyser, Options
 from fervideo.video import looks_like_video
 
 COLUMNS = ["image", "face_id", "x", "y", "w", "h", "det_score", "emotion", "confidence", *EMOTIONS]
@@ -37,7 +37,7 @@ class ImageResults:
 
 def analyse_images(images: list[Path], options: Options, csv_path: Path | None = None, annotate_dir: Path | None = None) -> ImageResults:
     """Faces of each image; unreadable images are collected as errors, never fatal."""
-    analyzer = Analyzer(options)
+    analyser = Analyser(options)
     out = ImageResults()
     for img_path in images:
         check_interrupted()
@@ -46,7 +46,7 @@ def analyse_images(images: list[Path], options: Options, csv_path: Path | None =
         except InputError as e:
             out.errors.append(e)
             continue
-        result = analyzer.analyse_image(image)
+        result = analyser.analyse_image(image)
         for f in result.faces:
             assert f.probs is not None
             top = int(np.argmax(f.probs))

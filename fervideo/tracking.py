@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fervideo.frames import Face
 from fervideo.geometry import iou_matrix
-from fervideo.types import Face
 
 
 @dataclass

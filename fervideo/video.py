@@ -24,7 +24,7 @@ import numpy as np
 
 from fervideo.errors import OutputError, VideoOpenError
 from fervideo.files import check_input_file
-from fervideo.types import VideoInfo
+from fervideo.frames import VideoInfo
 
 # Reads that may fail in a row inside a stream before it counts as ended: a damaged stretch fails
 # about one read per damaged packet (60 KB of garbage in an H.264 .mp4: ~30), while at the real end
@@ -155,7 +155,7 @@ class FrameReader:
     timestamps) but come out as ``None``. ``timeline --stride N`` uses it: skipping OpenCV's
     retrieve (colour conversion and copy) made decoding 1.4-1.55x faster at N=5 on the shared clips.
 
-    ``start``/``stop`` (a chunk of a long file, see :func:`fervideo.pipeline.analyse_chunk`): frames
+    ``start``/``stop`` (a chunk of a long file, see :func:`fervideo.chunks.analyse_chunk`): frames
     before ``start`` are decoded but not converted or yielded, and reading stops before ``stop``.
     Decoding from the first frame, not seeking, is what makes a chunk's frames and timestamps the
     ones a single pass sees (seeking is not frame-exact for every codec, and the timestamp

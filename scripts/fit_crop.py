@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fervideo import fidelity
-from fervideo.pipeline import Analyzer, Options
+from fervideo.pipeline import Analyser, Options
 from fervideo.training import data as fer_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,10 +54,10 @@ def main() -> None:
     print(f"{'detector':16} {'found':>6} {'scale':>7} {'dx':>7} {'dy':>7}   {'spread: scale':>13} {'dx':>6} {'dy':>6}   aspect h/w")
     for name in args.detectors:
         opts = Options(detector=name, detector_model=str(yunet) if name == "yunet" else None, min_face=0)
-        analyzer = Analyzer(opts)
+        analyser = Analyser(opts)
         t0 = time.perf_counter()
         rows = []
-        for f in fidelity.run_chain(analyzer, faces, backgrounds, cases):
+        for f in fidelity.run_chain(analyser, faces, backgrounds, cases):
             if f.face is None:
                 continue
             b = max(f.face.w, f.face.h)

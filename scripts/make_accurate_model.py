@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from fervideo.emotions.classifier import TTA_MODES, EmotionClassifier
 from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
-from fervideo.models import ACCURATE_KERAS, ACCURATE_MODEL
+from fervideo.model_files import ACCURATE_KERAS, ACCURATE_MODEL
 from fervideo.training import data as fer_data
 from fervideo.training.evaluate import evaluate, metrics, predict
 from fervideo.training.export import export_tflite, max_abs_difference
@@ -63,13 +62,14 @@ def main() -> None:
         (args.out / "README_accurate.md").write_text(render(card))
         return
     from fervideo.emotions.architectures import import_keras, vgg_lite
+    from fervideo.emotions.specs import parse_arch
 
     keras = import_keras()
     src = keras.saving.load_model(args.source, compile=False)
-    m = re.fullmatch(r"vgg_lite_w(\d+)", src.name)
-    if not m:
+    spec = parse_arch(src.name)
+    if spec.family != "vgg_lite":
         raise SystemExit(f"{args.source}: not a vgg_lite_w<width> model (name {src.name!r})")
-    model = vgg_lite(int(m.group(1)))
+    model = vgg_lite(spec)
     model.set_weights(src.get_weights())
     out = args.out
     keras_path, tflite_path = out / ACCURATE_KERAS, out / ACCURATE_MODEL
@@ -138,17 +138,17 @@ def render(c: dict) -> str:
         ens = f"""
 ## The ensemble (measured, not shipped)
 
-Mean of {", ".join(f"`{m}`" for m in e["members"])}: PrivateTest {pct(e["private_off"])}, `--tta` {pct(e["private_flip"])};
-PublicTest {pct(e["public_off"])}, `--tta` {pct(e["public_flip"])};
+Mean of {", ".join(f"`{m}`" for m in e["members"])}: PrivateTest {pct(e["private_off"])}, `--tta flip` {pct(e["private_flip"])};
+PublicTest {pct(e["public_off"])}, `--tta flip` {pct(e["public_flip"])};
 {e["faces_per_s_2_threads"]:.0f} faces/s on 2 threads, {e["tflite_bytes"] / 1e6:.0f} MB of TFLite.
-Not shipped: the accurate model alone with `--tta` reaches {pct(a["private_flip"])} (the ensemble's single pass:
-{pct(e["private_off"])}) at about the same cost ({c["faces_per_s_2_threads"]["flip"]:.0f} faces/s), and with `--tta-full` {pct(a["private_full"])},
+Not shipped: the accurate model alone with `--tta flip` reaches {pct(a["private_flip"])} (the ensemble's single pass:
+{pct(e["private_off"])}) at about the same cost ({c["faces_per_s_2_threads"]["flip"]:.0f} faces/s), and with `--tta full` {pct(a["private_full"])},
 above the ensemble's best ({pct(e["private_flip"])}); the ensemble would add {(e["tflite_bytes"] - c["tflite_bytes"]) / 1e6:.0f} MB to the wheel for nothing
 the accurate model cannot already buy with TTA.
 """
     fp16 = c.get("tflite_weights") == "float16"
     kind = "TFLite, float16 weights computed in float32" if fp16 else "TFLite, float32"
-    full_note = " (`--tta-full`: measured on the float32-weights file, not re-measured)" if fp16 else ""
+    full_note = " (`--tta full`: measured on the float32-weights file, not re-measured)" if fp16 else ""
     if fp16:
         f = c["float16"]
         why = f"""Why float16 weights (issue 23): the wheel ships each tier's weights once, in the smallest form that
@@ -157,7 +157,7 @@ stays in the checkout for training), and float16 storage halves the file
 ({f["float32_tflite_bytes"] / 1e6:.1f} MB -> {f["tflite_bytes"] / 1e6:.1f} MB; the runtime widens the weights at load, so
 speed and arithmetic are float32). Measured as a model of its own (`python scripts/make_fp16.py`):
 PrivateTest {pct(f["float32_file_accuracy"]["private_off"])} -> {pct(f["accuracy"]["private_off"])},
-`--tta` {pct(f["float32_file_accuracy"]["private_flip"])} -> {pct(f["accuracy"]["private_flip"])};
+`--tta flip` {pct(f["float32_file_accuracy"]["private_flip"])} -> {pct(f["accuracy"]["private_flip"])};
 PublicTest (the rule: at most 0.1 points lost) {pct(f["float32_file_accuracy"]["public_off"])} -> {pct(f["accuracy"]["public_off"])};
 max abs probability difference {f["max_abs_diff_vs_float32_file"]:.1e} from the float32 file and {f["max_abs_diff_vs_keras"]:.1e} from Keras
 (TFLite folds batch norm into the convolutions before rounding); the GPU path equals this file to ~1e-6."""
@@ -178,16 +178,16 @@ probabilities (angry, disgust, fear, happy, sad, surprise, neutral) out. Regener
 | source | `{c["source"]}` |
 | provenance | {c["provenance"]} |
 | data | `fer2013.npz`, sha256 `{c["data_sha256"]}`; Training for gradients, PublicTest for the epoch choice, PrivateTest only for this card |
-| **PrivateTest accuracy** | **{pct(a["private_off"])}**; `--tta` {pct(a["private_flip"])}; `--tta-full` {pct(a["private_full"])}{full_note} |
-| PublicTest accuracy | {pct(a["public_off"])}; `--tta` {pct(a["public_flip"])}; `--tta-full` {pct(a["public_full"])}{full_note} |
+| **PrivateTest accuracy** | **{pct(a["private_off"])}**; `--tta flip` {pct(a["private_flip"])}; `--tta full` {pct(a["private_full"])}{full_note} |
+| PublicTest accuracy | {pct(a["public_off"])}; `--tta flip` {pct(a["public_flip"])}; `--tta full` {pct(a["public_full"])}{full_note} |
 | PrivateTest macro F1 | {c["private_macro_f1"]:.4f} |
 | PrivateTest recall | {rec} |
 | Keras vs TFLite | max abs difference {c["keras_vs_tflite_max_abs_diff"]:.2e} on 512 PrivateTest faces |
-| speed | {c["faces_per_s_2_threads"]["off"]:.0f} faces/s on 2 CPU threads ({c["faces_per_s_2_threads"]["flip"]:.0f} with `--tta`) |
+| speed | {c["faces_per_s_2_threads"]["off"]:.0f} faces/s on 2 CPU threads ({c["faces_per_s_2_threads"]["flip"]:.0f} with `--tta flip`) |
 | file sizes | `.tflite` {c["tflite_bytes"] / 1e6:.1f} MB, `.keras` {c["keras_bytes"] / 1e6:.1f} MB (checkout only: the wheel ships the TFLite files) |
 {("| **end to end** (issue 21) | " + c["e2e"] + " |" + chr(10)) if c.get("e2e") else ""}
 Reproduce the figures: `fervideo evaluate --model accurate --data ../shared/data/fer2013.npz --split private --out runs/eval_accurate`
-(add `--tta` or `--tta-full`).
+(add `--tta flip` or `--tta full`).
 
 Retrain it with the project's own command, on a CUDA GPU (the `gpu` and `train` extras). The engine
 implements the recipe above (the shared script ran it at ~2.5 s an epoch, ~11 minutes a model, on an

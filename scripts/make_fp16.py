@@ -11,9 +11,9 @@ arithmetic, same speed). The old contract that the float file equals Keras withi
 path, since both run this one file.
 
 The float16 file is a model of its own: exported from ``models/fervideo_emotion_accurate.keras``,
-measured on PublicTest and PrivateTest (no TTA and ``--tta``) exactly as ``fervideo evaluate``
+measured on PublicTest and PrivateTest (no TTA and ``--tta flip``) exactly as ``fervideo evaluate``
 does, and installed (``--install``) only if PublicTest drops by at most 0.1 points against the
-float32 file (the rule is on PublicTest; PrivateTest is reported). ``--tta-full`` (18 views, ~30
+float32 file (the rule is on PublicTest; PrivateTest is reported). ``--tta full`` (18 views, ~30
 minutes on 2 cores) is not re-measured: the card says so. Updates ``models/accurate_card.json``
 (a ``float16`` block, and the measured figures in place of the float32 file's) and re-renders
 ``models/README_accurate.md``.
@@ -32,7 +32,7 @@ from make_accurate_model import faces_per_second, render  # scripts/ is on sys.p
 
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.labels import EMOTIONS
-from fervideo.models import ACCURATE_KERAS, ACCURATE_MODEL
+from fervideo.model_files import ACCURATE_KERAS, ACCURATE_MODEL
 from fervideo.training import data as fer_data
 from fervideo.training.evaluate import evaluate
 from fervideo.training.export import export_tflite, max_abs_difference

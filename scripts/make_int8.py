@@ -28,7 +28,7 @@ from make_accurate_model import faces_per_second  # the same method (scripts/ is
 
 from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
-from fervideo.models import TIERS, int8_name, models_dir
+from fervideo.model_files import TIERS, int8_name, models_dir
 from fervideo.training import data as fer_data
 from fervideo.training.evaluate import metrics, predict
 from fervideo.training.export import export_tflite

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fervideo.emotions.classifier import TTA_MODES
 from fervideo.labels import EMOTIONS
-from fervideo.models import DEFAULT_KERAS, DEFAULT_MODEL
+from fervideo.model_files import DEFAULT_KERAS, DEFAULT_MODEL
 from fervideo.training import data as fer_data
 from fervideo.training.evaluate import evaluate, plot_training_curves
 from fervideo.training.export import export_tflite, max_abs_difference
@@ -104,7 +104,7 @@ The other tier, `--model accurate` (a 10.5M-parameter network trained on a GPU),
 
 The CNN that `fervideo` runs on every face, trained by this repository's own code on FER2013.
 The tool runs `{c["model"]}` (TFLite, float32), by default without test-time augmentation (TTA);
-`--tta` averages each face with its mirror image (2x the classifier time), `--tta-full` averages 18
+`--tta flip` averages each face with its mirror image (2x the classifier time), `--tta full` averages 18
 views: the face and its mirror, each as is, shifted 2 px four ways, zoomed 1.1 and 0.9 and rotated
 +-8 degrees (18x the classifier time; the view set was chosen on PublicTest among four).
 `{c["keras"]}` is the same network for Keras (load with `compile=False`). Regenerate this card with `python scripts/make_model_card.py RUN_DIR`.
@@ -120,19 +120,19 @@ views: the face and its mirror, each as is, shifted 2 px four ways, zoomed 1.1 a
 | training time | {c["training_duration_s"] / 60:.0f} min on 2 CPU cores (mixed bfloat16) |
 | hyperparameters | {", ".join(f"{k}={v}" for k, v in c["hyperparameters"].items())} |
 | **PrivateTest accuracy** | **{pct(c["private_accuracy"])}** (as the tool runs it by default); \
-`--tta` {pct(c["private_accuracy_tta"])}; `--tta-full` {pct(c["private_accuracy_tta_full"])} |
-| PublicTest accuracy | {pct(c["public_accuracy"])}; `--tta` {pct(c["public_accuracy_tta"])}; `--tta-full` {pct(c["public_accuracy_tta_full"])} |
+`--tta flip` {pct(c["private_accuracy_tta"])}; `--tta full` {pct(c["private_accuracy_tta_full"])} |
+| PublicTest accuracy | {pct(c["public_accuracy"])}; `--tta flip` {pct(c["public_accuracy_tta"])}; `--tta full` {pct(c["public_accuracy_tta_full"])} |
 | PrivateTest macro F1 | {c["private_macro_f1"]:.4f} |
 | Keras vs TFLite | max abs difference {c["keras_vs_tflite_max_abs_diff"]:.2e} on 512 PrivateTest faces |
 | file sizes | `.tflite` {c["tflite_bytes"] / 1e6:.1f} MB, `.keras` {c["keras_bytes"] / 1e6:.1f} MB |
 {("| **end to end** (issue 21) | " + c["e2e"] + " |" + chr(10)) if c.get("e2e") else ""}
 Reproduce the PrivateTest figure:
 `fervideo evaluate --model models/{c["keras"]} --data ../shared/data/{c["data"]} --split private --out runs/eval`
-(add `--tta` or `--tta-full` for the TTA figures).
+(add `--tta flip` or `--tta full` for the TTA figures).
 
 ## PrivateTest recall per class
 
-| class | recall | recall with `--tta` | recall with `--tta-full` |
+| class | recall | recall with `--tta flip` | recall with `--tta full` |
 |---|---|---|---|
 {rec}
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import SAMPLES, YUNET, need_extra
 
 from fervideo.faces import CROP_MAPS, DETECTORS, create_detector
-from fervideo.types import Face
+from fervideo.frames import Face
 from fervideo.video import ANNOTATED_CONTAINERS, AvWriter, Cv2Writer, FrameReader, open_writer
 
 

@@ -28,7 +28,7 @@ import pytest
 from conftest import ROOT, SAMPLES, one_line_error, run_cli
 
 from fervideo.errors import UsageError
-from fervideo.pipeline import Options
+from fervideo.options import Options
 
 EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_OUTPUT = 1, 2, 4, 5
 CLIP = SAMPLES / "astronaut_pan.mp4"
@@ -52,7 +52,7 @@ def test_float_options_refuse_nan_and_infinity(value: str, tmp_path: Path) -> No
 
 def test_options_refuse_nan_from_python() -> None:
     with pytest.raises(UsageError, match="--smooth"):
-        Options(smooth_s=float("nan")).validate()
+        Options(smooth=float("nan")).validate()
 
 
 def test_unknown_model_name_lists_the_tiers(tmp_path: Path) -> None:
@@ -290,22 +290,22 @@ def test_every_container_takes_every_audio_codec(ext: str, audio_clips: dict[str
     (PCM into .mp4 raised "Invalid argument" before); the result always has the audio."""
     import av
 
-    from fervideo.pipeline import Analyzer, Options, process_video
+    from fervideo.pipeline import Analyser, Options, process_video
 
-    analyzer = Analyzer(Options(model="fast"))
+    analyser = Analyser(Options(model="fast"))
     try:
         for codec, clip in audio_clips.items():
             out = tmp_path / f"{codec}{ext}"
-            report = process_video(clip, analyzer, annotated=out)
+            report = process_video(clip, analyser, annotated=out)
             with av.open(str(out)) as c:
                 assert len(c.streams.video) == 1 and len(c.streams.audio) == 1, (codec, ext)
                 got = c.streams.audio[0].codec_context.name
                 assert sum(1 for _ in c.decode(c.streams.audio[0])) > 10, (codec, ext)
             source = av.open(str(clip)).streams.audio[0].codec_context.name
             if got != source:
-                assert got == "aac" and any("transcoded to AAC" in w for w in report.warnings), (codec, ext, report.warnings)
+                assert got == "aac" and any("transcoded to AAC" in w for w in report.warnings()), (codec, ext, report.warnings())
     finally:
-        analyzer.close()
+        analyser.close()
 
 
 def test_mp4v_odd_size_and_variable_rate_are_said(tmp_path: Path) -> None:
@@ -335,7 +335,7 @@ def test_odd_size_mp4v_annotate_warns_on_the_terminal(tmp_path: Path) -> None:
 
 def test_decoding_goes_on_past_damaged_data(tmp_path: Path) -> None:
     """Garbage in the middle of an H.264 .mp4: the reader used to stop at the first failed read."""
-    from fervideo.pipeline import Analyzer, Options, process_video
+    from fervideo.pipeline import Analyser, Options, process_video
     from fervideo.video import FrameReader
 
     damaged = tmp_path / "damaged.mp4"
@@ -354,12 +354,12 @@ def test_decoding_goes_on_past_damaged_data(tmp_path: Path) -> None:
     times = {i: t for i, t, _ in whole}
     assert all(abs(times[i] - t) < 1e-6 for i, t in frames)
     assert len(frames) + reader.frames_lost >= len(whole) - 2
-    analyzer = Analyzer(Options(model="fast"))
+    analyser = Analyser(Options(model="fast"))
     try:
-        report = process_video(damaged, analyzer, timeline=tmp_path / "t.csv")
+        report = process_video(damaged, analyser, timeline=tmp_path / "t.csv")
     finally:
-        analyzer.close()
-    warning = next(w for w in report.warnings if "damaged data" in w)
+        analyser.close()
+    warning = next(w for w in report.warnings() if "damaged data" in w)
     assert f"{reader.frames_lost} frames could not be decoded" in warning and "frames " in warning and str(damaged) in warning
     import pandas as pd
 

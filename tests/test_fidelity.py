@@ -18,9 +18,9 @@ from conftest import FER_NPZ, SHARED_VIDEOS, YUNET, need_fer_npz, need_shared_vi
 from fervideo import fidelity
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.faces import CROP_MAPS, LEGACY_CROP, CropMap, crop_face
-from fervideo.pipeline import Analyzer, Options
+from fervideo.frames import Face
+from fervideo.pipeline import Analyser, Options
 from fervideo.training import data as fer_data
-from fervideo.types import Face
 
 
 def test_composite_keeps_the_face_exact_inside_its_square() -> None:
@@ -48,9 +48,9 @@ def test_fitted_aligned_crop_keeps_curated_accuracy_on_real_frames() -> None:
     faces48, labels = faces[pick, :, :, 0], labels[pick]
     backgrounds = fidelity.background_frames([SHARED_VIDEOS / "no_face.mp4", SHARED_VIDEOS / "slow_traffic_small.mp4"], 20)
     cases = fidelity.make_cases(len(faces48), len(backgrounds), sizes=("80-160",), rolls=(0.0, -20.0, 20.0), seed=1)
-    analyzer = Analyzer(Options(detector="yunet", detector_model=str(YUNET), min_face=0))
+    analyser = Analyser(Options(detector="yunet", detector_model=str(YUNET), min_face=0))
     legacy = {"legacy": lambda frame, face: crop_face(frame, face, LEGACY_CROP)}
-    found = list(fidelity.run_chain(analyzer, faces48, backgrounds, cases, legacy))
+    found = list(fidelity.run_chain(analyser, faces48, backgrounds, cases, legacy))
     hits = [f for f in found if f.face is not None]
     clf = EmotionClassifier("fast", precision="float32")  # the bounds below were measured with it
     curated = clf.predict(faces48[:, :, :, None]).argmax(1)
@@ -61,7 +61,7 @@ def test_fitted_aligned_crop_keeps_curated_accuracy_on_real_frames() -> None:
     upright = {v: fidelity.pooled(c, "80-160", [0.0]) for v, c in cells.items()}
     rolled = {v: fidelity.pooled(c, "80-160", [-20.0, 20.0]) for v, c in cells.items()}
     assert upright["pipeline"].detection_rate >= 0.85 and rolled["pipeline"].detection_rate >= 0.75
-    assert analyzer.crop_map == CROP_MAPS["yunet"] and analyzer.options.align
+    assert analyser.crop_map == CROP_MAPS["yunet"] and analyser.options.align
     figures = {v: (round(upright[v].ratio, 3), round(rolled[v].ratio, 3)) for v in upright}
     # Measured here: ratios 0.992 upright / 0.940 at +-20 degrees (legacy crop: 0.917 / 0.774).
     assert upright["pipeline"].ratio >= 0.95, figures

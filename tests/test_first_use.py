@@ -252,7 +252,7 @@ def test_batch_resume_redoes_files_made_with_other_options(tmp_path: Path) -> No
     assert "2 file(s) up to date with the same options and model (skipped), 0 made with other options" in proc.stderr, proc.stderr
     assert {p: (out / f"{p}.csv").stat().st_mtime_ns for p in before} == before
     # Other options: both redone, with the new options' results.
-    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", check=True)
+    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "flip", check=True)
     assert "0 file(s) up to date" in proc.stderr and "2 made with other options or another model (redone)" in proc.stderr, proc.stderr
     df = pd.read_csv(out / "b.mp4.csv")
     assert sorted(df["frame"].unique()) == list(range(0, 90, 10))
@@ -261,12 +261,12 @@ def test_batch_resume_redoes_files_made_with_other_options(tmp_path: Path) -> No
     # The model is identified by its contents: a copy of the same file is the same model ...
     model = tmp_path / "copy.tflite"
     model.write_bytes((ROOT / "models" / "fervideo_emotion_accurate_int8.tflite").read_bytes())  # the default
-    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", str(model), check=True)
+    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "flip", "--model", str(model), check=True)
     assert "2 file(s) up to date" in proc.stderr, proc.stderr
     # ... and another model redoes the files.
-    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", "fast", check=True)
+    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "flip", "--model", "fast", check=True)
     assert "2 made with other options or another model" in proc.stderr, proc.stderr
-    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "--model", "fast", "--precision", "float32", check=True)
+    proc = run_cli("batch", str(d), "--out", str(out), "-q", "--stride", "10", "--tta", "flip", "--model", "fast", "--precision", "float32", check=True)
     assert "2 made with other options or another model" in proc.stderr, proc.stderr
 
 

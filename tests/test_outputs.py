@@ -105,7 +105,7 @@ def test_stride(tmp_path: Path) -> None:
 def test_stride_timeline_skips_converting_frames_but_not_results(tmp_path: Path) -> None:
     """Without an annotated video, frames skipped by --stride are only decoded (retrieve_every);
     the timeline must be the one the full path (every frame retrieved, for the video) writes."""
-    from fervideo.pipeline import Analyzer, Options, process_video
+    from fervideo.pipeline import Analyser, Options, process_video
     from fervideo.video import FrameReader
 
     clip = SAMPLES / "two_astronauts.mp4"
@@ -116,12 +116,12 @@ def test_stride_timeline_skips_converting_frames_but_not_results(tmp_path: Path)
     assert [(i, t) for i, t, _ in got] == [(i, t) for i, t, _ in full]
     assert [none for _, _, none in got] == [i % 4 != 0 for i, _, _ in full]
 
-    analyzer = Analyzer(Options(stride=4))
+    analyser = Analyser(Options(stride=4))
     try:
-        process_video(clip, analyzer, timeline=tmp_path / "fast.csv")
-        process_video(clip, analyzer, timeline=tmp_path / "full.csv", annotated=tmp_path / "a.mp4")
+        process_video(clip, analyser, timeline=tmp_path / "fast.csv")
+        process_video(clip, analyser, timeline=tmp_path / "full.csv", annotated=tmp_path / "a.mp4")
     finally:
-        analyzer.close()
+        analyser.close()
     assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "full.csv").read_bytes()
     assert read_timeline(tmp_path / "fast.csv")["frame"].unique().tolist() == list(range(0, 50, 4))
 
@@ -130,14 +130,14 @@ def test_tta_changes_probabilities_not_boxes(tmp_path: Path) -> None:
     plain, tta = tmp_path / "p.csv", tmp_path / "t.csv"
     video = str(SAMPLES / "two_astronauts.mp4")
     assert run_cli("timeline", video, "--csv", str(plain), "--quiet").returncode == 0
-    assert run_cli("timeline", video, "--csv", str(tta), "--tta", "--quiet").returncode == 0
+    assert run_cli("timeline", video, "--csv", str(tta), "--tta", "flip", "--quiet").returncode == 0
     a, b = read_timeline(plain), read_timeline(tta)
     assert a[["frame", "face_id", "x", "y", "w", "h"]].equals(b[["frame", "face_id", "x", "y", "w", "h"]])
     diff = (a[list(EMOTIONS)] - b[list(EMOTIONS)]).abs().to_numpy()
     assert diff.max() > 1e-3  # the mirror pass really ran
     assert np.allclose(b[list(EMOTIONS)].sum(axis=1), 1.0, atol=2e-3)
     full = tmp_path / "f.csv"
-    assert run_cli("timeline", video, "--csv", str(full), "--tta-full", "--stride", "10", "--quiet").returncode == 0
+    assert run_cli("timeline", video, "--csv", str(full), "--tta", "full", "--stride", "10", "--quiet").returncode == 0
     c = read_timeline(full)
     sub = a[a["frame"] % 10 == 0].reset_index(drop=True)
     assert sub[["frame", "x", "y", "w", "h"]].equals(c[["frame", "x", "y", "w", "h"]])
@@ -210,13 +210,13 @@ def test_python_api_returns_what_the_cli_writes(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(df, read_timeline(out))
     assert df["face_id"].nunique() == 2
 
-    analyzer = fervideo.Analyzer(fervideo.Options(stride=3))
+    analyser = fervideo.Analyser(fervideo.Options(stride=3))
     try:
-        pd.testing.assert_frame_equal(fervideo.analyse_video(clip, analyzer), df)
+        pd.testing.assert_frame_equal(fervideo.analyse_video(clip, analyser), df)
         with pytest.raises(UsageError):
-            fervideo.analyse_video(clip, analyzer, stride=2)
+            fervideo.analyse_video(clip, analyser, stride=2)
     finally:
-        analyzer.close()
+        analyser.close()
     with pytest.raises(UsageError, match="strid"):
         fervideo.analyse_video(clip, strid=3)
     bad = tmp_path / "notes.mp4"

@@ -256,16 +256,16 @@ def test_swallowed_interrupt_still_stops_the_run(tmp_path: Path) -> None:
     "Exception ignored" and goes on) leaves the CLI's flag set; the frame loop must still stop and
     keep no output. Seen once in a full test run: the interrupted annotate finished with exit 0."""
     from fervideo.errors import INTERRUPTED
-    from fervideo.pipeline import Analyzer, Options, process_video
+    from fervideo.pipeline import Analyser, Options, process_video
 
-    analyzer = Analyzer(Options())
+    analyser = Analyser(Options())
     INTERRUPTED.set()
     try:
         with pytest.raises(KeyboardInterrupt):
-            process_video(SAMPLES / "two_astronauts.mp4", analyzer, timeline=tmp_path / "t.csv", annotated=tmp_path / "a.mp4")
+            process_video(SAMPLES / "two_astronauts.mp4", analyser, timeline=tmp_path / "t.csv", annotated=tmp_path / "a.mp4")
     finally:
         INTERRUPTED.clear()
-        analyzer.close()
+        analyser.close()
     assert list(tmp_path.iterdir()) == []
 
 

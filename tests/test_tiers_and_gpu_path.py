@@ -24,12 +24,12 @@ ACCURATE_CARD = ROOT / "models" / "accurate_card.json"
 
 
 def test_tiers_resolve_from_checkout_or_wheel() -> None:
-    from fervideo.models import TIERS, models_dir, resolve_model
+    from fervideo.model_files import TIERS, models_dir, resolve_model
 
     for name, (tflite, keras) in TIERS.items():
         assert resolve_model(name) == models_dir() / tflite
         assert (models_dir() / tflite).is_file() and (models_dir() / keras).is_file(), name
-    from fervideo.models import DEFAULT_PRECISION, DEFAULT_TIER, int8_name
+    from fervideo.model_files import DEFAULT_PRECISION, DEFAULT_TIER, int8_name
     from fervideo.pipeline import Options
 
     assert (DEFAULT_TIER, DEFAULT_PRECISION, Options().precision) == ("accurate", "int8", "int8")  # issue 23's rule: see models.py
@@ -44,7 +44,7 @@ def test_accurate_tier_contract_and_card(tmp_path: Path) -> None:
     (a model of its own since issue 23), and `fervideo evaluate --model accurate` reproduces the
     card's PrivateTest figure."""
     need_fer_npz()
-    from fervideo.models import ACCURATE_KERAS, models_dir
+    from fervideo.model_files import ACCURATE_KERAS, models_dir
     from fervideo.training.export import max_abs_difference
 
     faces = fer_data.load(FER_NPZ).split("private")[0][:128, :, :, 0]
@@ -77,7 +77,7 @@ def test_int8_model_of_each_tier(tier: str) -> None:
     probabilities whatever batch it is in (chunked analysis relies on it), and is within 0.03 of
     the float model on real faces (it is a model of its own: its accuracy is on its card)."""
     from fervideo.emotions.classifier import EmotionClassifier
-    from fervideo.models import TIERS, int8_name, models_dir, resolve_model
+    from fervideo.model_files import TIERS, int8_name, models_dir, resolve_model
 
     path = resolve_model(tier, "int8")
     assert path == models_dir() / int8_name(TIERS[tier][0]) and path.is_file()
@@ -229,7 +229,7 @@ def test_gpu_path_runs_the_tiers_float_tflite_file(tier: str) -> None:
     from fervideo.emotions.classifier import EmotionClassifier, make_classifier
     from fervideo.emotions.torch_net import TorchClassifier
     from fervideo.errors import ModelError
-    from fervideo.models import resolve_model
+    from fervideo.model_files import resolve_model
 
     faces = np.random.default_rng(1).integers(0, 256, (40, 48, 48), dtype=np.uint8)
     clf = make_classifier(tier, device="torch-cpu")
@@ -250,7 +250,8 @@ def test_device_timelines_agree(tmp_path: Path) -> None:
     for dev in ("cpu", "torch-cpu"):
         out[dev] = tmp_path / f"{dev}.csv"
         # float32 on the CPU: the GPU path runs the same float file (int8 is a model of its own)
-        proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), "--csv", str(out[dev]), "--device", dev, "--tta", "--precision", "float32", "-q")
+        args = ("--csv", str(out[dev]), "--device", dev, "--tta", "flip", "--precision", "float32", "-q")
+        proc = run_cli("timeline", str(SAMPLES / "two_astronauts.mp4"), *args)
         assert proc.returncode == 0, proc.stderr
     a, b = pd.read_csv(out["cpu"]), pd.read_csv(out["torch-cpu"])
     assert a.drop(columns=list(a.columns[10:])).equals(b.drop(columns=list(b.columns[10:])))  # frames, ids, boxes
@@ -284,7 +285,7 @@ def test_wheel_ships_each_tiers_weights_once_within_40_mb() -> None:
     matches = lambda name, globs: any(fnmatch.fnmatch(name, g) for g in globs)  # noqa: E731
     files = [p for p in (ROOT / "models").iterdir() if matches(p.name, include) and not matches(p.name, exclude)]
     assert not [p for p in files if p.suffix == ".keras"]
-    from fervideo.models import TIERS, int8_name
+    from fervideo.model_files import TIERS, int8_name
 
     for tflite, _keras in TIERS.values():
         assert {tflite, int8_name(tflite)} <= {p.name for p in files}

@@ -42,7 +42,8 @@ def test_train_and_evaluate_npz(tmp_path: Path) -> None:
     assert list(pd.read_csv(run / "log.csv")["epoch"]) == [0, 1, 2, 3]
 
     ev = tmp_path / "eval"
-    proc = run_cli("evaluate", "--model", str(run / "model.tflite"), "--data", str(FER_NPZ), "--split", "private", "--limit", "1000", "--out", str(ev), "--tta")
+    args = ("--data", str(FER_NPZ), "--split", "private", "--limit", "1000", "--out", str(ev), "--tta", "flip")
+    proc = run_cli("evaluate", "--model", str(run / "model.tflite"), *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for f in ("report.md", "classification_report.csv", "confusion_matrix.csv", "confusion_matrix.png", "class_distribution.png", "metrics.json"):
         assert (ev / f).is_file(), f
@@ -148,7 +149,7 @@ CARD = ROOT / "models" / "model_card.json"
 
 def test_shipped_model_contract() -> None:
     from fervideo.emotions.classifier import EmotionClassifier
-    from fervideo.models import default_model_path
+    from fervideo.model_files import default_model_path
 
     path = default_model_path()
     assert path.is_file()
@@ -161,7 +162,7 @@ def test_shipped_model_contract() -> None:
 
 def test_keras_and_tflite_agree_on_real_faces() -> None:
     need_fer_npz()
-    from fervideo.models import DEFAULT_KERAS, models_dir
+    from fervideo.model_files import DEFAULT_KERAS, models_dir
     from fervideo.training.export import max_abs_difference
 
     faces = fer_data.load(FER_NPZ).split("private")[0][:256, :, :, 0]
@@ -176,8 +177,8 @@ def test_evaluate_reproduces_model_card(tmp_path: Path) -> None:
     # The 18-view figure through the .tflite the tool runs (through Keras it would take minutes).
     for flag, key, model in (
         (None, "private_accuracy", "fervideo_emotion.keras"),
-        ("--tta", "private_accuracy_tta", "fervideo_emotion.keras"),
-        ("--tta-full", "private_accuracy_tta_full", "fervideo_emotion.tflite"),
+        ("flip", "private_accuracy_tta", "fervideo_emotion.keras"),
+        ("full", "private_accuracy_tta_full", "fervideo_emotion.tflite"),
     ):
         args = [
             "evaluate",
@@ -190,7 +191,7 @@ def test_evaluate_reproduces_model_card(tmp_path: Path) -> None:
             "--out",
             str(tmp_path / key),
         ]
-        proc = run_cli(*args, *([flag] if flag else []))
+        proc = run_cli(*args, *(["--tta", flag] if flag else []))
         assert proc.returncode == 0, proc.stderr[-3000:]
         got = json.loads((tmp_path / key / "metrics.json").read_text())["accuracy"]
         assert abs(got - card[key]) <= 0.0005, (key, got, card[key])

@@ -83,13 +83,13 @@ def test_rerun_is_byte_identical(tmp_path: Path) -> None:
 
 
 def _both_paths(video: Path, tmp_path: Path, **kw: object) -> tuple[bytes, bytes]:
-    from fervideo.pipeline import Analyzer
+    from fervideo.pipeline import Analyser
 
     outs = []
     for threaded in (False, True):
-        analyzer = Analyzer(Options(threaded=threaded, **kw))  # type: ignore[arg-type]
+        analyser = Analyser(Options(plain=not threaded, **kw))  # type: ignore[arg-type]
         out = tmp_path / f"{video.name}.{threaded}.csv"
-        process_video(video, analyzer, timeline=out, annotated=tmp_path / f"{video.name}.{threaded}.mp4" if threaded else None)
+        process_video(video, analyser, timeline=out, annotated=tmp_path / f"{video.name}.{threaded}.mp4" if threaded else None)
         outs.append(out.read_bytes())
     return outs[0], outs[1]
 

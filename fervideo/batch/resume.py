@@ -21,8 +21,8 @@ from fervideo.batch.options import BatchOptions
 from fervideo.batch.store import Target
 from fervideo.faces import CROP_MAPS
 from fervideo.files import sha256_of
-from fervideo.models import resolve_model
-from fervideo.pipeline import Options
+from fervideo.model_files import resolve_model
+from fervideo.options import Options
 
 
 def sidecar_for(outputs: dict[str, Target]) -> Target:
@@ -49,7 +49,7 @@ def run_settings(options: Options, bo: BatchOptions) -> dict[str, Any]:
         "min_face": options.min_face,
         "detect_every": options.detect_every,
         "stride": options.stride,
-        "smooth_s": options.smooth_s,
+        "smooth_s": options.smooth,  # the record keeps its first name: old run folders still resume
         "detect_size": options.detect_size,
         "tta": options.tta,
         "align": options.align,

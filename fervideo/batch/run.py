@@ -17,18 +17,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fervideo.batch import store
 from fervideo.batch.discovery import find_videos, find_videos_at, nested_video_folders, outputs_for, unclashed
-from fervideo.batch.options import BatchOptions, Job
+from fervideo.batch.options import BatchOptions, FileRow, Job
 from fervideo.batch.resume import resume_state, run_settings
 from fervideo.batch.supervisor import Supervisor
 from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, UsageError
 from fervideo.files import sweep_partials
 from fervideo.outputs import write_summary
 from fervideo.outputs.timeline import check_format
-from fervideo.pipeline import Analyzer, Options
+from fervideo.pipeline import Analyser, Options
 
 log = logging.getLogger(__name__)
 SUMMARY_EVERY_S = 2.0  # seconds between rewrites of summary.csv in a folder
@@ -40,11 +39,11 @@ class BatchResult:
     """What a batch run did: one summary row per input, and where the summary is."""
 
     summary: Path | str  # a local path, or the URL it was uploaded to
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[FileRow] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["status"] != "ok"]
+    def failed(self) -> list[FileRow]:
+        return [r for r in self.rows if not r.ok]
 
     @property
     def exit_code(self) -> int:
@@ -90,7 +89,7 @@ def plan(directory: store.Target, out: store.Target, options: Options, bo: Batch
         raise UsageError(None, "--file-timeout must be 0 (no limit) or a positive number of seconds")
     # Load the models here once before starting workers: a bad --model is one error line and exit 4
     # (and no output folder), not a worker traceback per process.
-    Analyzer(options).close()
+    Analyser(options).close()
     store.prepare(out)
     local_out = store.local_root(out)
     if local_out is not None:
@@ -116,7 +115,7 @@ def plan(directory: store.Target, out: store.Target, options: Options, bo: Batch
         # A bucket answers in tens of ms per request: its run records are read in parallel.
         with ThreadPoolExecutor(16 if store.is_url(out) else 1) as pool:
             found = list(pool.map(lambda vo: resume_state(vo[0], vo[1], settings, modified), zip(videos, outs, strict=True)))
-    jobs: list[Job] = [(v, o, state == "same") for v, o, state in zip(videos, outs, found, strict=True)]
+    jobs = [Job(v, o, state == "same") for v, o, state in zip(videos, outs, found, strict=True)]
     states = {s: found.count(s) for s in ("same", "changed", "missing")}
     if states["same"] or states["changed"]:
         log.info(
@@ -160,12 +159,12 @@ class _Progress:
         if moved:
             self.frames.refresh()
 
-    def file_done(self, row: dict[str, Any]) -> None:
+    def file_done(self, row: FileRow) -> None:
         self.poll()
-        if row["input"] == self.current and row.get("frames"):
+        if row.input == self.current and row.figures.get("frames"):
             # The file is done: show its frame count (its last progress message may still be in
             # the queue's feeder thread) and ignore late messages for it.
-            self.frames.n = self.frames.total or int(row["frames"])
+            self.frames.n = self.frames.total or int(row.figures["frames"])
             self.frames.refresh()
             self.current = ""
         self.files.update(1)
@@ -219,18 +218,18 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
     written_at, written_rows = time.monotonic(), 0
     try:
         for row in rows:
-            note = bo.renamed.get(row["input"])
+            note = bo.renamed.get(row.input)
             if note:
-                row["message"] = "; ".join(m for m in (row["message"], note) if m)
+                row.note(note)
             result.rows.append(row)
             if time.monotonic() - written_at >= every_s:
                 _write_summary(result)
                 written_at, written_rows = time.monotonic(), len(result.rows)
-            if row["status"] == "ok" and row["message"] and not row["message"].startswith("up to date"):
+            if row.ok and not row.skipped:
                 # Warnings (a video that ends early, a re-run after a crash) on the terminal too,
-                # not only in summary.csv.
-                for w in row["message"].split("; "):
-                    log.warning("%s", w if row["input"] in w else f"{row['input']}: {w}")
+                # not only in summary.csv; a note that does not name the input is about it.
+                for w in row.notes:
+                    log.warning("%s", w if row.input in w else f"{row.input}: {w}")
             progress.file_done(row)
     finally:
         progress.close()
@@ -241,4 +240,4 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
 
 def _write_summary(result: BatchResult) -> None:
     with store.publishing(result.summary) as tmp:
-        write_summary(result.rows, tmp)
+        write_summary([r.as_dict() for r in result.rows], tmp)

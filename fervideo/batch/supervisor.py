@@ -24,10 +24,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fervideo.batch import store
-from fervideo.batch.options import BatchOptions, Job
+from fervideo.batch.options import BatchOptions, FileRow, Job
 from fervideo.batch.worker import init_worker, process_one
 from fervideo.errors import check_interrupted
-from fervideo.pipeline import Options
+from fervideo.options import Options
 
 CRASHED = "the worker process died on this file twice (a decoder crash, or killed: out of memory?); the batch went on"
 RERUN = "a worker process died while this file was in progress; it was re-run alone"
@@ -59,14 +59,14 @@ def kill_workers(workers: list[mp.process.BaseProcess]) -> None:
 
 def clean_job(job: Job) -> None:
     """Remove the temporary outputs a stopped or killed worker left for this job."""
-    for target in job[1].values():
+    for target in job.outputs.values():
         store.remove_partials(target)
 
 
-def error_row(job: Job, message: str) -> dict[str, Any]:
+def error_row(job: Job, message: str) -> FileRow:
     """The summary row of a job that did not finish (its temporary outputs removed)."""
     clean_job(job)
-    return {"input": str(job[0]), "status": "error", "message": message}
+    return FileRow.error(job.video, message)
 
 
 class Supervisor:
@@ -82,8 +82,8 @@ class Supervisor:
     def _pool(self, workers: int) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(workers, mp_context=self.ctx, initializer=init_worker, initargs=(self.options, self.progress))
 
-    def _submit(self, pool: cf.ProcessPoolExecutor, job: Job) -> cf.Future[dict[str, Any]]:
-        return pool.submit(process_one, *job, self.bo)
+    def _submit(self, pool: cf.ProcessPoolExecutor, job: Job) -> cf.Future[FileRow]:
+        return pool.submit(process_one, job, self.bo)
 
     _clean = staticmethod(clean_job)
     _error = staticmethod(error_row)
@@ -91,7 +91,7 @@ class Supervisor:
     def _late(self, start: float) -> bool:
         return self.bo.file_timeout_s > 0 and time.monotonic() - start > self.bo.file_timeout_s
 
-    def _timed_out(self, job: Job) -> dict[str, Any]:
+    def _timed_out(self, job: Job) -> FileRow:
         return self._error(job, f"did not finish within --file-timeout {self.bo.file_timeout_s:g} s (stopped)")
 
     def _tick(self) -> None:
@@ -100,7 +100,7 @@ class Supervisor:
 
     # ---------------------------------------------------------------- running
 
-    def _alone(self, job: Job) -> dict[str, Any]:
+    def _alone(self, job: Job) -> FileRow:
         """Re-run one suspect file in a fresh single worker: its result, or an error row."""
         self._clean(job)  # what the killed worker left
         pool = self._pool(1)
@@ -122,10 +122,9 @@ class Supervisor:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        row["message"] = "; ".join(m for m in (row["message"], RERUN) if m)
-        return row
+        return row.note(RERUN)
 
-    def rows(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
+    def rows(self, jobs: list[Job]) -> Iterator[FileRow]:
         """Run ``jobs`` with at most ``bo.jobs`` in flight; one row per job, in completion order."""
         todo = deque(jobs)
         while todo:
@@ -134,12 +133,12 @@ class Supervisor:
             for job in suspects:
                 yield self._alone(job)
 
-    def _pool_round(self, todo: deque[Job], suspects: list[Job]) -> Iterator[dict[str, Any]]:
+    def _pool_round(self, todo: deque[Job], suspects: list[Job]) -> Iterator[FileRow]:
         """Run jobs from ``todo`` in one pool until it is empty, the pool breaks (its files go to
         ``suspects``) or a file overruns its time (all workers killed; the others re-queued)."""
         pool = self._pool(self.bo.jobs)
-        in_flight: dict[cf.Future[dict[str, Any]], Job] = {}
-        started: dict[cf.Future[dict[str, Any]], float] = {}
+        in_flight: dict[cf.Future[FileRow], Job] = {}
+        started: dict[cf.Future[FileRow], float] = {}
         try:
             while (todo or in_flight) and not suspects:
                 while todo and len(in_flight) < self.bo.jobs:

@@ -1,7 +1,11 @@
-"""What runs inside a batch worker process: load the models once, then one file per call.
+"""What runs inside a batch worker (a local process or a Ray actor): load the models once, then
+one file, chunk or merge per call.
 
-A worker never raises for a bad input: every file gives a summary row (``status`` ok or error).
-Its frame counts go to the parent's progress bar through a queue, a few times a second.
+A :class:`Worker` never raises for a bad input: every file gives a :class:`FileRow` (status ok or
+error), every chunk a :class:`Chunk` or a :class:`FailedChunk`. Its frame counts go to the parent's
+progress bar through a queue, a few times a second. A process pool needs plain functions for its
+initializer and tasks: :func:`init_worker` makes the process's one Worker and the functions below
+call it; a Ray actor holds its own.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from fervideo.batch import store
-from fervideo.batch.options import BatchOptions
+from fervideo.batch.options import BatchOptions, FailedChunk, FileRow, Job
 from fervideo.batch.resume import write_sidecar
 from fervideo.batch.store import Target
+from fervideo.chunks import Chunk, analyse_chunk, replay
 from fervideo.errors import INTERRUPTED, FervideoError, OutputError, check_interrupted
 from fervideo.logs import to_terminal
 from fervideo.outputs import TimelineWriter, plot_timeline, read_timeline, summarise
-from fervideo.pipeline import Analyzer, Chunk, Options, analyse_chunk, process_video
+from fervideo.pipeline import Analyser, Options, process_video
+from fervideo.reports import named
 
-_worker_analyzer: Analyzer | None = None
-_worker_progress: Any = None  # a multiprocessing queue to the parent's progress bar, or None
-
+UP_TO_DATE = "up to date (skipped; --overwrite to redo)"
+# What one input can raise (a bad input, a codec or file-system failure): an error row, never the batch's end.
+FILE_ERRORS = (FervideoError, OSError, ValueError, RuntimeError)
 
 
 def _worker_signal(signum: int, frame: Any) -> None:
@@ -39,27 +45,12 @@ def _worker_signal(signum: int, frame: Any) -> None:
     INTERRUPTED.set()
 
 
-def init_worker(options: Options, progress: Any = None, handle_signals: bool = True) -> None:
-    """Per worker process, once: signal handling, the models (loaded once for all its files), progress.
-    (A Ray actor leaves signals to Ray, which stops its workers itself.)"""
-    global _worker_analyzer, _worker_progress
-    if handle_signals:
-        signal.signal(signal.SIGINT, _worker_signal)
-        signal.signal(signal.SIGTERM, _worker_signal)
-    to_terminal(logging.WARNING)  # the parent has shown the notes (it loaded the same models first)
-    store.sweep_stages()  # what a killed worker on this machine left while uploading to a URL
-    _worker_analyzer = Analyzer(options)
-    _worker_progress = progress
-    if progress is not None:
-        progress.cancel_join_thread()  # a worker's exit never waits on progress messages
-
-
 class _FrameTicker:
     """Sends a worker's frame count to the parent's per-file bar, at most ~4 times a second
     (a queue message per frame would cost more than the frame's analysis at 1,000+ fps)."""
 
-    def __init__(self, video: Path) -> None:
-        self.video, self.pending, self.last = str(video), 0, time.monotonic()
+    def __init__(self, video: object, queue_: Any) -> None:
+        self.video, self.queue, self.pending, self.last = str(video), queue_, 0, time.monotonic()
 
     def start(self, info: Any) -> None:
         self._put(("start", self.video, info.frame_count_container))
@@ -77,15 +68,11 @@ class _FrameTicker:
             self.pending = 0
 
     def _put(self, msg: tuple) -> None:
-        if _worker_progress is not None:
+        if self.queue is not None:
             try:
-                _worker_progress.put_nowait(msg)
+                self.queue.put_nowait(msg)
             except (OSError, ValueError, queue.Full):  # the parent went away or lags: progress is optional
                 pass
-
-
-# What one input can raise (a bad input, a codec or file-system failure): an error row, never the batch's end.
-FILE_ERRORS = (FervideoError, OSError, ValueError, RuntimeError)
 
 
 def _input_error(e: BaseException) -> str:
@@ -95,91 +82,110 @@ def _input_error(e: BaseException) -> str:
     return e.problem if isinstance(e, FervideoError) else f"{type(e).__name__}: {e}"
 
 
-def process_one(video: Target, outputs: dict[str, Target], skip: bool, bo: BatchOptions) -> dict[str, Any]:
-    """Process one file in a worker and return its summary row; never raises for input errors."""
-    row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
-    try:
-        check_interrupted()
-        if skip:
-            row["message"] = "up to date (skipped; --overwrite to redo)"
-            with store.fetched(outputs["timeline"]) as timeline:
-                row.update(summarise(read_timeline(timeline)))
-            return row
-        with store.fetched(video) as local_video:  # an input given by URL is downloaded first
+class Worker:
+    """One worker's models (an :class:`Analyser`, loaded once for all its files) and its progress queue."""
 
-            def analyse(local: dict[str, Path]) -> list[str]:
-                assert _worker_analyzer is not None
-                ticker = _FrameTicker(video)
-                report = process_video(
-                    local_video,
-                    _worker_analyzer,
-                    timeline=local["timeline"],
-                    fmt=bo.fmt,
-                    annotated=local.get("annotated"),
-                    codec=bo.codec,
-                    progress=ticker,
-                    on_start=ticker.start,
-                )
-                ticker.flush()
-                return [w.replace(str(local_video), str(video)) for w in report.warnings]
+    def __init__(self, options: Options, progress: Any = None) -> None:
+        to_terminal(logging.WARNING)  # the parent has shown the notes (it loaded the same models first)
+        store.sweep_stages()  # what a killed worker on this machine left while uploading to a URL
+        self.analyser = Analyser(options)
+        self.progress = progress
+        if progress is not None:
+            progress.cancel_join_thread()  # a worker's exit never waits on progress messages
 
-            _write_outputs(video, outputs, bo, row, analyse)
-    except FILE_ERRORS as e:
-        row.update(status="error", message=_input_error(e))
-    return row
+    def process(self, job: Job, bo: BatchOptions) -> FileRow:
+        """One file's outputs and summary row; never raises for input errors."""
+        video = job.video
+        row = FileRow(str(video))
+        try:
+            check_interrupted()
+            if job.skip:
+                with store.fetched(job.outputs["timeline"]) as timeline:
+                    row.figures = summarise(read_timeline(timeline))
+                row.skipped = True
+                return row.note(UP_TO_DATE)
+            with store.fetched(video) as local_video:  # an input given by URL is downloaded first
+
+                def analyse(local: dict[str, Path]) -> list[str]:
+                    ticker = _FrameTicker(video, self.progress)
+                    report = process_video(
+                        local_video,
+                        self.analyser,
+                        timeline=local["timeline"],
+                        fmt=bo.fmt,
+                        annotated=local.get("annotated"),
+                        codec=bo.codec,
+                        progress=ticker,
+                        on_start=ticker.start,
+                    )
+                    ticker.flush()
+                    return report.warnings(video)
+
+                self._write_outputs(job, bo, row, analyse)
+        except FILE_ERRORS as e:
+            return FileRow.error(video, _input_error(e))
+        return row
+
+    def _write_outputs(self, job: Job, bo: BatchOptions, row: FileRow, produce: Callable[[dict[str, Path]], list[str]]) -> None:
+        """One file's outputs: ``produce`` writes the timeline (and annotated video) at the local paths
+        it is given (in place for a local --out; in a staging folder for a URL, uploaded when all are
+        complete) and returns its warnings; then the summary figures, the plot, and the run record last."""
+        with store.staged(job.outputs) as local:
+            row.notes += produce(local)
+            df = read_timeline(local["timeline"])
+            row.figures = summarise(df)
+            if "plot" in local:
+                plot_timeline(df, local["plot"], title=store.name_of(job.video), smoothed=self.analyser.options.smoothing)
+        if bo.settings is not None:
+            write_sidecar(job.outputs, bo.settings)
+
+    def chunk(self, video: Target, start: int, stop: int | None) -> Chunk | FailedChunk:
+        """Frames ``[start, stop)`` of one file: detections and probabilities (see
+        :func:`fervideo.chunks.analyse_chunk`), or why the file cannot be read."""
+        try:
+            check_interrupted()
+            with store.fetched(video) as local_video:
+                return analyse_chunk(local_video, self.analyser, start, stop)
+        except FILE_ERRORS as e:
+            return FailedChunk(_input_error(e))
+
+    def merge(self, job: Job, bo: BatchOptions, *chunks: Chunk | FailedChunk) -> FileRow:
+        """The outputs of a file analysed in chunks (in file order): ids and smoothing replayed over
+        them in one pass, so the timeline is byte for byte what one worker writes for the whole file."""
+        try:
+            check_interrupted()
+            failed = next((c for c in chunks if isinstance(c, FailedChunk)), None)
+            if failed is not None:
+                return FileRow.error(job.video, failed.message)
+            parts = [c for c in chunks if isinstance(c, Chunk)]
+            row = FileRow(str(job.video))
+
+            def merged(local: dict[str, Path]) -> list[str]:
+                with TimelineWriter(local["timeline"], bo.fmt, self.analyser.options.smoothing) as tw:
+                    for result in replay(self.analyser, parts):
+                        tw.write(result)
+                ends = next((c for c in parts if c.reached_end), None)  # every chunk that reached the end found the same
+                return named(job.video, ends.problems) if ends is not None else []
+
+            self._write_outputs(job, bo, row, merged)
+        except FILE_ERRORS as e:
+            return FileRow.error(job.video, _input_error(e))
+        return row
 
 
-def _write_outputs(video: Target, outputs: dict[str, Target], bo: BatchOptions, row: dict[str, Any], produce: Callable[[dict[str, Path]], list[str]]) -> None:
-    """One file's outputs: ``produce`` writes the timeline (and annotated video) at the local paths
-    it is given (in place for a local --out; in a staging folder for a URL, uploaded when all are
-    complete) and returns its warnings; then the summary figures, the plot, and the run record last."""
-    assert _worker_analyzer is not None
-    with store.staged(outputs) as local:
-        row["message"] = "; ".join(produce(local))
-        df = read_timeline(local["timeline"])
-        row.update(summarise(df))
-        if "plot" in local:
-            plot_timeline(df, local["plot"], title=store.name_of(video), smoothed=_worker_analyzer.options.smooth_s > 0)
-    if bo.settings is not None:
-        write_sidecar(outputs, bo.settings)
+_worker: Worker | None = None  # this process's Worker (process pools only: see init_worker)
 
 
-def process_chunk(video: Target, start: int, stop: int | None) -> Chunk:
-    """Frames ``[start, stop)`` of one file: detections and probabilities (see
-    :func:`fervideo.pipeline.analyse_chunk`); an input error comes back in ``Chunk.error``."""
-    assert _worker_analyzer is not None
-    try:
-        check_interrupted()
-        with store.fetched(video) as local_video:
-            chunk = analyse_chunk(local_video, _worker_analyzer, start, stop)
-            if chunk.warning is not None:
-                chunk.warning = chunk.warning.replace(str(local_video), str(video))
-            return chunk
-    except FILE_ERRORS as e:
-        return Chunk(error=_input_error(e))
+def init_worker(options: Options, progress: Any = None) -> None:
+    """A pool process's initializer: signal handling, then its Worker (models loaded once)."""
+    global _worker
+    signal.signal(signal.SIGINT, _worker_signal)
+    signal.signal(signal.SIGTERM, _worker_signal)
+    _worker = Worker(options, progress)
 
 
-def merge_chunks(video: Target, outputs: dict[str, Target], bo: BatchOptions, *chunks: Chunk) -> dict[str, Any]:
-    """The outputs of a file analysed in chunks (in file order): ids and smoothing replayed over
-    them in one pass, so the timeline is byte for byte what one worker writes for the whole file."""
-    row: dict[str, Any] = {"input": str(video), "status": "ok", "message": ""}
-    try:
-        check_interrupted()
-        failed = next((c.error for c in chunks if c.error is not None), None)
-        if failed is not None:
-            return {**row, "status": "error", "message": failed}
-        assert _worker_analyzer is not None
-        smoothing = _worker_analyzer.options.smooth_s > 0
-
-        def replay(local: dict[str, Path]) -> list[str]:
-            assert _worker_analyzer is not None
-            with TimelineWriter(local["timeline"], bo.fmt, smoothing) as tw:
-                for result in _worker_analyzer.replay(chunks):
-                    tw.write(result)
-            warning = next((c.warning for c in chunks if c.reached_end), None)  # every chunk that reached the end has the same
-            return [warning] if warning else []
-
-        _write_outputs(video, outputs, bo, row, replay)
-    except FILE_ERRORS as e:
-        row.update(status="error", message=_input_error(e))
-    return row
+def process_one(job: Job, bo: BatchOptions) -> FileRow:
+    """A pool task: one file through this process's Worker."""
+    if _worker is None:
+        raise RuntimeError("process_one runs in a process set up by init_worker")
+    return _worker.process(job, bo)

@@ -1,4 +1,5 @@
-"""Keras model definitions for the emotion CNN.
+"""The emotion CNNs in Keras: ``vgg_lite`` built from its spec (:mod:`.specs`), and the two
+architectures only Keras trains (``resnet_lite``, ``mini_xception``), defined here.
 
 Kept apart from inference (:mod:`fervideo.emotions.classifier`) so that running the tool never
 imports Keras or TensorFlow: the shipped model is executed through TFLite. Every architecture takes
@@ -8,12 +9,12 @@ normalisation travels inside the saved file and no caller can get it wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from fervideo.emotions.specs import ARCHITECTURES, BN_EPS, INPUT_SHAPE, ArchSpec, parse_arch, vgg_lite_layers
 from fervideo.labels import EMOTIONS
 
-INPUT_SHAPE = (48, 48, 1)
+__all__ = ["ARCHITECTURES", "build", "import_keras", "mini_xception", "resnet_lite", "vgg_lite"]
 
 
 def import_keras() -> Any:
@@ -108,43 +109,39 @@ def mini_xception(dropout: float = 0.0) -> Any:
     return keras.Model(inp, out, name="mini_xception")
 
 
-def vgg_lite(width: int = 32, dropout: float = 0.4) -> Any:
-    """A plain VGG-style net (conv-conv-pool x4 with BN); a baseline close to the seeds' CNNs."""
+def vgg_lite(spec: ArchSpec | int = 20) -> Any:
+    """``vgg_lite`` (:func:`fervideo.emotions.specs.vgg_lite_layers`, where it is defined) as a Keras
+    model, each layer named as the spec names it."""
     keras = import_keras()
     layers = keras.layers
+    spec = spec if isinstance(spec, ArchSpec) else ArchSpec("vgg_lite", spec)
     inp = keras.Input(INPUT_SHAPE, name="pixels")
     x = _normalise(inp)
-    filters = width
-    for _ in range(4):
-        x = _conv_bn(x, filters)
-        x = _conv_bn(x, filters)
-        x = layers.MaxPooling2D(2)(x)
-        filters *= 2
-    out = _head(x, dropout)
-    return keras.Model(inp, out, name=f"vgg_lite_w{width}")
-
-
-ARCHITECTURES: dict[str, Callable[[], Any]] = {
-    # Default: width 20 runs ~1,700 faces/s through TFLite on 2 CPU cores (width 32: ~930, width
-    # 24: ~1,300, measured here), and trains ~2x faster per epoch than width 32, so a fixed
-    # CPU budget buys more epochs.
-    "vgg_lite": lambda: vgg_lite(20),
-    "vgg_lite_w32": lambda: vgg_lite(32),
-    # The accurate tier's widths, trained on a GPU (shared/gpu/torch_train.py recipe): too slow to
-    # train on 2 CPU cores, but the same code builds them so a GPU run can resume or fine-tune them.
-    "vgg_lite_w64": lambda: vgg_lite(64),
-    "vgg_lite_w96": lambda: vgg_lite(96),
-    "resnet_lite": lambda: resnet_lite(32, (1, 2, 2)),
-    "resnet_lite_wide": lambda: resnet_lite(48, (2, 2, 2)),
-    "resnet_lite_small": lambda: resnet_lite(24, (1, 1, 1)),
-    "mini_xception": mini_xception,
-}
+    for layer in vgg_lite_layers(spec):
+        n = layer.name
+        if layer.kind == "conv":
+            x = layers.Conv2D(layer.units, 3, padding="same", use_bias=False, name=n)(x)
+        elif layer.kind == "bn":
+            x = layers.BatchNormalization(epsilon=BN_EPS, name=n)(x)
+        elif layer.kind == "relu":
+            x = layers.Activation("relu", name=n)(x)
+        elif layer.kind == "pool":
+            x = layers.MaxPooling2D(2, name=n)(x)
+        elif layer.kind == "gap":
+            x = layers.GlobalAveragePooling2D(name=n)(x)
+        elif layer.kind == "dropout":
+            x = layers.Dropout(layer.rate, name=n)(x)
+        else:  # float32 softmax even under a mixed-precision policy, so probabilities sum to 1 exactly enough
+            x = layers.Dense(layer.units, activation="softmax", dtype="float32", name=n)(x)
+    return keras.Model(inp, x, name=spec.name)
 
 
 def build(name: str) -> Any:
-    """Build an untrained model by registry name; raises ``KeyError`` listing the valid names."""
-    try:
-        factory = ARCHITECTURES[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
-    return factory()
+    """An untrained model by registry name (or a model's own name, ``vgg_lite_w48``): see
+    :func:`fervideo.emotions.specs.parse_arch`."""
+    spec = parse_arch(name)
+    if spec.family == "vgg_lite":
+        return vgg_lite(spec)
+    if spec.family == "resnet_lite":
+        return resnet_lite(spec.width, spec.blocks, spec.dropout)
+    return mini_xception(spec.dropout)

@@ -13,6 +13,7 @@ padded to 16).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ import numpy as np
 from fervideo.emotions.tta import INPUT_SIZE, TTA_MODES, check_tta, tta_views  # noqa: F401
 from fervideo.errors import ModelError
 from fervideo.labels import EMOTIONS
-from fervideo.models import DEFAULT_PRECISION, resolve_model
+from fervideo.model_files import DEFAULT_PRECISION, resolve_model
 from fervideo.runtime import make_interpreter
 
 
@@ -154,9 +155,6 @@ def load_keras_model(path: str | Path) -> Any:
     return model
 
 
-DEVICES = ("cpu", "gpu", "auto", "torch-cpu")
-
-
 def check_device(device: str) -> None:
     """One check for ``--device``, used by the CLI's option validation and by direct library calls."""
     from fervideo.errors import UsageError
@@ -168,7 +166,7 @@ def check_device(device: str) -> None:
 def missing_model_message(spec: str | Path | None) -> str:
     """What to say when ``--model`` names no file: a bare word (``fastest``) was most likely meant
     as a tier, so the line lists the tiers (issue 25)."""
-    from fervideo.models import TIERS
+    from fervideo.model_files import TIERS
 
     tiers = " or ".join(TIERS)
     if spec is not None and os.sep not in str(spec) and not Path(str(spec)).suffix:
@@ -176,29 +174,56 @@ def missing_model_message(spec: str | Path | None) -> str:
     return f"emotion model file not found (--model takes a tier, {tiers}, or a .tflite/.keras path)"
 
 
-def make_classifier(
-    model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None, precision: str = DEFAULT_PRECISION
-) -> Any:
-    """The classifier for ``--device``: TFLite on the CPU ("cpu"), PyTorch on a CUDA GPU ("gpu"),
-    the GPU when one is usable else the CPU with one notice ("auto"), or the GPU code path run on
-    the CPU ("torch-cpu": how CPU-only machines test it). ``notice`` receives the fallback line."""
-    from fervideo.errors import UsageError
+def _on_cpu(model: str | Path | None, batch_size: int, tta: str, precision: str, notice: Any) -> Classifier:
+    return EmotionClassifier(model, batch_size=batch_size, tta=tta, precision=precision)
 
-    check_device(device)
-    if device == "cpu":
-        return EmotionClassifier(model, batch_size=batch_size, tta=tta, precision=precision)
+
+def _on_torch(model: str | Path | None, batch_size: int, tta: str, where: str) -> Classifier:
+    """The GPU path runs a tier's float TFLite file (its graph, in PyTorch): the same weights as
+    --precision float32 on the CPU, shipped once. int8 is a CPU model of its own."""
     from fervideo.emotions import torch_net
 
-    if device in ("gpu", "auto") and not torch_net.cuda_available():
-        if device == "gpu":
-            torch_net.import_torch()  # the missing-extra error first, if that is the reason
-            raise UsageError(None, "--device gpu: PyTorch sees no CUDA GPU on this machine; use --device cpu or auto")
-        if notice is not None:
-            notice("--device auto: no CUDA GPU usable here (PyTorch with CUDA needed: pip install 'fervideo[gpu]'); classifying on the CPU")
-        return EmotionClassifier(model, batch_size=batch_size, tta=tta, precision=precision)
-    # The GPU path runs a tier's float TFLite file (its graph, in PyTorch): the same weights as
-    # --precision float32 on the CPU, shipped once. int8 is a CPU model of its own.
-    path = resolve_model(model, "float32")
-    return torch_net.TorchClassifier(path, device="cpu" if device == "torch-cpu" else "cuda", batch_size=max(batch_size, 1024), tta=tta)
+    return torch_net.TorchClassifier(resolve_model(model, "float32"), device=where, batch_size=max(batch_size, 1024), tta=tta)
 
 
+def _on_gpu(model: str | Path | None, batch_size: int, tta: str, precision: str, notice: Any) -> Classifier:
+    from fervideo.emotions import torch_net
+    from fervideo.errors import UsageError
+
+    if not torch_net.cuda_available():
+        torch_net.import_torch()  # the missing-extra error first, if that is the reason
+        raise UsageError(None, "--device gpu: PyTorch sees no CUDA GPU on this machine; use --device cpu or auto")
+    return _on_torch(model, batch_size, tta, "cuda")
+
+
+def _auto(model: str | Path | None, batch_size: int, tta: str, precision: str, notice: Any) -> Classifier:
+    from fervideo.emotions import torch_net
+
+    if torch_net.cuda_available():
+        return _on_torch(model, batch_size, tta, "cuda")
+    if notice is not None:
+        notice("--device auto: no CUDA GPU usable here (PyTorch with CUDA needed: pip install 'fervideo[gpu]'); classifying on the CPU")
+    return _on_cpu(model, batch_size, tta, precision, notice)
+
+
+def _torch_cpu(model: str | Path | None, batch_size: int, tta: str, precision: str, notice: Any) -> Classifier:
+    return _on_torch(model, batch_size, tta, "cpu")
+
+
+# --device name -> the classifier it builds: TFLite on the CPU, PyTorch on a CUDA GPU, the GPU when
+# one is usable else the CPU with one notice, or the GPU code path run on the CPU (how CPU-only
+# machines test it).
+DEVICES: dict[str, Callable[[str | Path | None, int, str, str, Any], Classifier]] = {
+    "cpu": _on_cpu,
+    "gpu": _on_gpu,
+    "auto": _auto,
+    "torch-cpu": _torch_cpu,
+}
+
+
+def make_classifier(
+    model: str | Path | None, batch_size: int = 32, tta: str = "off", device: str = "cpu", notice: Any = None, precision: str = DEFAULT_PRECISION
+) -> Classifier:
+    """The classifier for ``--device`` (see :data:`DEVICES`); ``notice`` receives a fallback line."""
+    check_device(device)
+    return DEVICES[device](model, batch_size, tta, precision, notice)

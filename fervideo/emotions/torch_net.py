@@ -6,11 +6,11 @@ and GPU inference (``--device gpu``); onnxruntime-gpu would add a second CUDA st
 export step for inference alone. Keras 3 on the torch backend was measured at 530 ms a training
 step on an H100, ~60x slower than this plain module.
 
-The module mirrors :func:`fervideo.emotions.architectures.vgg_lite` layer for layer (same
-normalisation, 3x3 convolutions without bias, batch norm with Keras' epsilon 1e-3, 2x2 max pooling,
-global average pooling, dense softmax), so weights move both ways without loss:
+The network is not defined here: :func:`build_vgg_lite` walks the layer list of
+:func:`fervideo.emotions.specs.vgg_lite_layers`, as the Keras build does, and names each submodule
+as the spec names the layer, so weights move both ways by name without loss:
 :func:`load_keras_weights` reads a saved ``.keras`` file with h5py (no TensorFlow needed) and
-:func:`keras_weights` gives the list ``keras.Model.set_weights`` takes. Tests check the two
+:func:`keras_weights` gives each Keras layer's ``set_weights`` list. Tests check the two
 frameworks agree to 1e-4 in float32.
 """
 
@@ -20,15 +20,15 @@ import io
 import json
 import re
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fervideo.errors import MissingExtraError, ModelError
+from fervideo.emotions.specs import BN_EPS, ArchSpec, parse_arch, vgg_lite_layers
+from fervideo.errors import MissingExtraError, ModelError, UsageError
 from fervideo.labels import EMOTIONS
-
-BN_EPS = 1e-3  # Keras' BatchNormalization default (PyTorch's is 1e-5)
 
 
 def import_torch() -> Any:
@@ -39,31 +39,40 @@ def import_torch() -> Any:
     return torch
 
 
-def build_vgg_lite(width: int, dropout: float = 0.4) -> Any:
-    """``vgg_lite(width)`` as a ``torch.nn.Module``: raw pixels (N, 1, 48, 48) 0-255 in, logits out."""
+def build_vgg_lite(spec: ArchSpec | int) -> Any:
+    """``vgg_lite`` (:func:`fervideo.emotions.specs.vgg_lite_layers`, where it is defined) as a
+    ``torch.nn.Module``: raw pixels (N, 1, 48, 48) 0-255 in, logits out (the softmax is the loss's).
+    Its submodules carry the spec's layer names, the names the Keras build gives its layers."""
     torch = import_torch()
     nn = torch.nn
+    spec = spec if isinstance(spec, ArchSpec) else ArchSpec("vgg_lite", spec)
+    listed = vgg_lite_layers(spec)
 
     class VggLite(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            layers: list[Any] = []
-            c_in, c = 1, width
-            for _ in range(4):
-                for _ in range(2):
-                    layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c, eps=BN_EPS, momentum=0.01), nn.ReLU(inplace=True)]
-                    c_in = c
-                layers.append(nn.MaxPool2d(2))
-                c *= 2
-            self.width = width
-            self.features = nn.Sequential(*layers)
-            self.dropout = nn.Dropout(dropout)
-            self.fc = nn.Linear(c_in, len(EMOTIONS))
+            body: dict[str, Any] = {}
+            c_in = 1
+            for layer in listed:
+                if layer.kind == "conv":
+                    body[layer.name] = nn.Conv2d(c_in, layer.units, 3, padding=1, bias=False)
+                    c_in = layer.units
+                elif layer.kind == "bn":
+                    body[layer.name] = nn.BatchNorm2d(c_in, eps=BN_EPS, momentum=0.01)  # Keras' momentum 0.99
+                elif layer.kind == "relu":
+                    body[layer.name] = nn.ReLU(inplace=True)
+                elif layer.kind == "pool":
+                    body[layer.name] = nn.MaxPool2d(2)
+            self.spec = spec
+            self.features = nn.Sequential(OrderedDict(body))
+            head = {layer.kind: layer for layer in listed}
+            self.dropout = nn.Dropout(head["dropout"].rate)
+            self.probs = nn.Linear(c_in, head["dense"].units)
 
         def forward(self, x: Any) -> Any:
             x = x / 127.5 - 1.0  # the Keras model's Rescaling(1/127.5, offset=-1)
-            x = self.features(x).mean(dim=(2, 3))
-            return self.fc(self.dropout(x))
+            x = self.features(x).mean(dim=(2, 3))  # global average pooling
+            return self.probs(self.dropout(x))
 
     return VggLite()
 
@@ -82,51 +91,89 @@ def _keras_archive(path: Path) -> tuple[dict, Any]:
     return config, h5py.File(io.BytesIO(weights), "r")
 
 
-def load_keras_weights(path: str | Path) -> Any:
-    """A ``vgg_lite`` module carrying the weights of a saved ``.keras`` model (read with h5py)."""
-    torch = import_torch()
+def keras_file_weights(path: str | Path) -> tuple[ArchSpec, dict[str, list[np.ndarray]]]:
+    """A saved ``vgg_lite`` model's weights by the spec's layer names, read with h5py (no TensorFlow).
+
+    Keras 3 files store a layer's weights under its class and rank (``conv2d_3``: the fourth
+    Conv2D in the model's layer list), not its name; the file's config lists the layers in that
+    order, which ties each name to its weights. Files saved before the layers had the spec's names
+    (``conv2d_8``...) get them by kind and order (the i-th Conv2D is the spec's i-th conv).
+    """
     path = Path(path)
     config, h5 = _keras_archive(path)
-    name = config.get("config", {}).get("name", "")
-    m = re.fullmatch(r"vgg_lite_w(\d+)", name)
-    if not m:
-        raise ModelError(path, f"the GPU path runs vgg_lite models; this is {name!r} (use --device cpu)")
-    layers = h5["layers"]
+    try:
+        spec = parse_arch(config.get("config", {}).get("name", ""))
+    except UsageError:
+        spec = None
+    if spec is None or spec.family != "vgg_lite":
+        raise ModelError(path, f"the GPU path runs vgg_lite models; this is {config.get('config', {}).get('name', '?')!r} (use --device cpu)")
+    seen: dict[str, int] = {}
+    stored: list[tuple[str, str, list[np.ndarray]]] = []  # (class, name, weights) in the file's layer order
+    for layer in config["config"]["layers"]:
+        cls = layer["class_name"]
+        key = re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower().replace("2_d", "2d")
+        j = seen.get(key, 0)
+        seen[key] = j + 1
+        group = h5["layers"].get(key if j == 0 else f"{key}_{j}")
+        vars_ = group.get("vars") if group is not None else None
+        stored.append((cls, layer["config"]["name"], [np.asarray(vars_[k]) for k in sorted(vars_, key=int)] if vars_ is not None else []))
+    wanted = [layer for layer in vgg_lite_layers(spec) if layer.kind in ("conv", "bn", "dense")]
+    by_name = {name: w for _, name, w in stored}
+    if all(layer.name in by_name for layer in wanted):
+        return spec, {layer.name: by_name[layer.name] for layer in wanted}
+    kinds = {"conv": "Conv2D", "bn": "BatchNormalization", "dense": "Dense"}
+    out: dict[str, list[np.ndarray]] = {}
+    for kind, cls in kinds.items():
+        mine = [layer.name for layer in wanted if layer.kind == kind]
+        theirs = [w for c, _, w in stored if c == cls]
+        if len(mine) != len(theirs):
+            raise ModelError(path, f"layer count does not match {spec.name} ({len(theirs)} {cls} layers, expected {len(mine)})")
+        out.update(zip(mine, theirs))
+    return spec, out
 
-    def ordered(prefix: str) -> list[str]:
-        names = [k for k in layers if k == prefix or re.fullmatch(prefix + r"_\d+", k)]
-        return sorted(names, key=lambda k: int(k.rsplit("_", 1)[1]) if k != prefix else 0)
 
-    convs, bns = ordered("conv2d"), ordered("batch_normalization")
-    net = build_vgg_lite(int(m.group(1)))
-    t_convs = [x for x in net.features if isinstance(x, torch.nn.Conv2d)]
-    t_bns = [x for x in net.features if isinstance(x, torch.nn.BatchNorm2d)]
-    if len(convs) != len(t_convs) or len(bns) != len(t_bns):
-        raise ModelError(path, "layer count does not match vgg_lite")
+def load_keras_weights(path: str | Path) -> Any:
+    """A ``vgg_lite`` module carrying the weights of a saved ``.keras`` model, layer by layer name."""
+    torch = import_torch()
+    spec, weights = keras_file_weights(path)
+    net = build_vgg_lite(spec)
+    modules = dict(net.features.named_children()) | {"probs": net.probs}
     with torch.no_grad():
-        for k, conv in zip(convs, t_convs):
-            conv.weight.copy_(torch.from_numpy(np.asarray(layers[k]["vars"]["0"]).transpose(3, 2, 0, 1).copy()))
-        for k, bn in zip(bns, t_bns):
-            v = layers[k]["vars"]
-            for dst, i in ((bn.weight, "0"), (bn.bias, "1"), (bn.running_mean, "2"), (bn.running_var, "3")):
-                dst.copy_(torch.from_numpy(np.asarray(v[i])))
-        dense = layers["dense"]["vars"]
-        net.fc.weight.copy_(torch.from_numpy(np.asarray(dense["0"]).T.copy()))
-        net.fc.bias.copy_(torch.from_numpy(np.asarray(dense["1"])))
+        for name, w in weights.items():
+            m = modules[name]
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(torch.from_numpy(w[0].transpose(3, 2, 0, 1).copy()))  # HWIO -> OIHW
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                for dst, v in zip((m.weight, m.bias, m.running_mean, m.running_var), w):
+                    dst.copy_(torch.from_numpy(v))
+            else:
+                m.weight.copy_(torch.from_numpy(w[0].T.copy()))
+                m.bias.copy_(torch.from_numpy(w[1]))
     return net.eval()
 
 
-def keras_weights(net: Any) -> list[np.ndarray]:
-    """The module's weights in the order ``vgg_lite(width).get_weights()`` lists them."""
+def keras_weights(net: Any) -> dict[str, list[np.ndarray]]:
+    """The module's weights by layer name, in Keras' layouts (what ``Layer.set_weights`` takes)."""
     torch = import_torch()
-    out: list[np.ndarray] = []
-    for layer in net.features:
+    out: dict[str, list[np.ndarray]] = {}
+    for name, layer in net.features.named_children():
         if isinstance(layer, torch.nn.Conv2d):
-            out.append(layer.weight.detach().cpu().numpy().transpose(2, 3, 1, 0))
+            out[name] = [layer.weight.detach().cpu().numpy().transpose(2, 3, 1, 0)]
         elif isinstance(layer, torch.nn.BatchNorm2d):
-            out += [t.detach().cpu().numpy() for t in (layer.weight, layer.bias, layer.running_mean, layer.running_var)]
-    out += [net.fc.weight.detach().cpu().numpy().T, net.fc.bias.detach().cpu().numpy()]
-    return [np.ascontiguousarray(w, dtype=np.float32) for w in out]
+            out[name] = [t.detach().cpu().numpy() for t in (layer.weight, layer.bias, layer.running_mean, layer.running_var)]
+    out["probs"] = [net.probs.weight.detach().cpu().numpy().T, net.probs.bias.detach().cpu().numpy()]
+    return {k: [np.ascontiguousarray(w, dtype=np.float32) for w in v] for k, v in out.items()}
+
+
+def legacy_state_dict(net: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint (``last.pt``/``best.pt``) saved before the layers had names (``features.0``,
+    ``fc``) in this module's names: the same tensors in the same order, shapes checked."""
+    mine = net.state_dict()
+    if set(state) == set(mine):
+        return state
+    if len(state) != len(mine) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(state.values(), mine.values())):
+        raise ModelError(None, "checkpoint does not match this network's layers")
+    return dict(zip(mine, state.values()))
 
 
 def module_from_tflite(path: str | Path) -> Any:

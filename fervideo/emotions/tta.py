@@ -45,6 +45,6 @@ def tta_views(crops: np.ndarray, mode: str) -> np.ndarray:
 
 
 def check_tta(mode: str) -> None:
-    """``--tta`` / ``--tta-full`` as a mode name: one check, one error type, for every caller."""
+    """``--tta off|flip|full`` (and ``Options.tta``, ``evaluate --tta``): one check, one error type, for every caller."""
     if mode not in TTA_MODES:
         raise UsageError(None, f"tta must be one of {', '.join(TTA_MODES)} (got {mode!r})")

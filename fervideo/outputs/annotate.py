@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+from fervideo.frames import Face
 from fervideo.labels import EMOTIONS, bgr, text_color_on
-from fervideo.types import Face
 
 
 def text_scale(width: int, height: int) -> float:

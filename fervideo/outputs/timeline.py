@@ -18,8 +18,8 @@ import numpy as np
 
 from fervideo.errors import MissingExtraError, UsageError
 from fervideo.files import atomic_output
+from fervideo.frames import FrameResult
 from fervideo.labels import EMOTIONS
-from fervideo.types import FrameResult
 
 BASE_COLUMNS = ["frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", "emotion", "confidence", *EMOTIONS]
 SMOOTH_COLUMNS = ["emotion_smoothed", *[f"{e}_smoothed" for e in EMOTIONS]]

@@ -1,8 +1,8 @@
 """Evaluation report: accuracy, macro F1, per-class table, confusion matrix, plots, report.md.
 
 The model is run exactly as the tool runs it: a ``.tflite`` through the same
-:class:`~fervideo.emotions.classifier.EmotionClassifier`, a ``.keras`` through Keras. ``--tta``
-averages each face's probabilities with those of its mirror image, ``--tta-full`` over 18 views
+:class:`~fervideo.emotions.classifier.EmotionClassifier`, a ``.keras`` through Keras. ``--tta flip``
+averages each face's probabilities with those of its mirror image, ``--tta full`` over 18 views
 (see :data:`~fervideo.emotions.classifier.TTA_MODES`).
 """
 
@@ -70,7 +70,7 @@ def evaluate(model_path: str | Path, data_path: str | Path, split: str, out_dir:
         from fervideo.errors import DataFormatError
 
         raise DataFormatError(data_path, f"the {split} split is empty in this data")
-    from fervideo.models import resolve_model
+    from fervideo.model_files import resolve_model
 
     model_path = resolve_model(model_path)
     probs = predict(model_path, faces, tta=tta)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fervideo.files import atomic_output
+
 
 def export_tflite(keras_path: str | Path, tflite_path: str | Path, float16_weights: bool = False, int8_faces: np.ndarray | None = None) -> Path:
     """Convert with TensorFlow's converter: float32, no quantisation, so accuracy stays the Keras one.
@@ -41,9 +43,8 @@ def export_tflite(keras_path: str | Path, tflite_path: str | Path, float16_weigh
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its SavedModel captures
         data = converter.convert()
     out = Path(tflite_path)
-    tmp = out.with_suffix(".tflite.partial")
-    tmp.write_bytes(data)
-    tmp.replace(out)
+    with atomic_output(out) as tmp:
+        tmp.write_bytes(data)
     return out
 
 

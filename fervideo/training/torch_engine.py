@@ -2,7 +2,7 @@
 
 Why a second engine: Keras 3 on the torch backend ran ``fervideo train`` at 530 ms a step on an
 H100, ~60x slower than this loop, which trains ``vgg_lite_w96`` (the accurate tier) in ~11 minutes
-there. It trains the same ``vgg_lite(width)`` network (:mod:`fervideo.emotions.torch_net`) with
+there. It trains the same ``vgg_lite`` network (its spec in :mod:`fervideo.emotions.specs`, built by :mod:`fervideo.emotions.torch_net`) with
 the recipe the accurate tier was made with:
 
 * every augmentation on the device in one batched call: horizontal flip, rotation +-12 degrees,
@@ -22,36 +22,26 @@ faces, so the tool's TFLite export and every other command take it like any Kera
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fervideo.emotions.specs import parse_arch
 from fervideo.errors import ModelError, UsageError
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
-from fervideo.training.train import BEST, LOG, STATE, TrainConfig, class_weights, float32_model, load_teacher_probs, training_splits
+from fervideo.training.config import TrainConfig
+from fervideo.training.run_folder import BEST, RunFolder, load_teacher_probs, training_targets
+from fervideo.training.train import class_weights, float32_model, training_splits
 
 LAST_PT = "last.pt"
 BEST_PT = "best.pt"
 AGREEMENT = 1e-4
-
-
-def vgg_width(arch: str) -> int:
-    """The width of a ``vgg_lite`` registry name; the torch engine trains only that family."""
-    if arch == "vgg_lite":
-        return 20
-    m = re.fullmatch(r"vgg_lite_w(\d+)", arch)
-    if not m:
-        raise UsageError(None, f"--engine torch trains the vgg_lite family (vgg_lite, vgg_lite_w32/w64/w96), not {arch!r}")
-    return int(m.group(1))
 
 
 def augment(torch: Any, x: Any) -> Any:
@@ -84,44 +74,26 @@ def augment(torch: Any, x: Any) -> Any:
     return torch.where(mask, torch.rand_like(x) * 255, x)
 
 
-def _completed(out: Path) -> list[dict[str, str]]:
-    if not (out / LOG).exists():
-        return []
-    with open(out / LOG, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, epochs: int | None = None) -> Path:
     """Train with the PyTorch engine; returns ``best.keras`` (or ``best.pt`` without Keras)."""
-    from fervideo.emotions.torch_net import build_vgg_lite, import_torch
+    from fervideo.emotions.torch_net import build_vgg_lite, import_torch, legacy_state_dict
 
     torch = import_torch()
-    out = Path(out_dir)
-    if resume:
-        if not (out / LAST_PT).exists() or not (out / STATE).exists():
-            raise UsageError(out, f"--resume needs {LAST_PT} and {STATE} from an earlier --engine torch run in this folder")
-        saved = json.loads((out / STATE).read_text())
-        if epochs is not None:
-            saved["epochs"] = epochs
-        config = TrainConfig(**saved)
-    elif epochs is not None:
-        config.epochs = epochs
-    width = vgg_width(config.arch)
+    run = RunFolder(out_dir, LAST_PT)
+    out = run.out
+    config, _ = run.config(config, resume, epochs)  # the schedule is a function of the step: nothing to re-plan
+    spec = parse_arch(config.arch)
     dataset = fer_data.load(config.data)
     soft_all = load_teacher_probs(config.teacher_probs, dataset, config.teacher_temperature) if config.teacher_probs else None
     dataset, (x_train, y_train), (x_val, y_val) = training_splits(config, dataset)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / STATE).write_text(json.dumps(asdict(config), indent=2))
+    run.save_config(config)
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if dev == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(config.seed)
     n_cls = len(EMOTIONS)
-    targets = np.eye(n_cls, dtype=np.float32)[y_train]
-    if soft_all is not None:
-        soft = soft_all[dataset.rows[dataset.usage == fer_data.SPLITS["train"]]]
-        targets = (1.0 - config.distill) * targets + config.distill * soft
+    targets = training_targets(config, dataset, x_train, y_train, soft_all)
     # Label smoothing on the (possibly soft) targets, as Keras' CategoricalCrossentropy applies it.
     targets = targets * (1 - config.label_smoothing) + config.label_smoothing / n_cls
     cw = class_weights(y_train)
@@ -131,13 +103,13 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
     Xv = torch.tensor(x_val[..., 0], dtype=torch.float32, device=dev)[:, None]
     Yv = torch.tensor(y_val.astype(np.int64), device=dev)
 
-    model = build_vgg_lite(width).to(dev)
+    model = build_vgg_lite(spec).to(dev)
     if config.init:
         from fervideo.emotions.torch_net import load_keras_weights
 
         src = load_keras_weights(config.init)
-        if src.width != width:
-            raise ModelError(config.init, f"--init model is vgg_lite_w{src.width}, not {config.arch}")
+        if src.spec != spec:
+            raise ModelError(config.init, f"--init model is {src.spec.name}, not {config.arch}")
         model.load_state_dict(src.state_dict())
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -153,18 +125,17 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
         return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
     start_epoch, best = 0, -1.0
-    log = _completed(out) if resume else []
+    log = run.log_rows() if resume else []
     if resume:
         state = torch.load(out / LAST_PT, map_location=dev, weights_only=False)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(legacy_state_dict(model, state["model"]))
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start_epoch = int(state["epoch"]) + 1
         log = log[:start_epoch]
-        best = max((float(r["val_accuracy"]) for r in log), default=-1.0)
+        best = run.best_score(log)
     else:
-        for stale in (LOG, BEST, BEST_PT, LAST_PT):
-            (out / stale).unlink(missing_ok=True)
+        run.clear(BEST_PT, LAST_PT)
     autocast = torch.autocast("cuda", torch.bfloat16) if dev == "cuda" else torch.autocast("cpu", enabled=False)
     since_best = 0
     for epoch in range(start_epoch, config.epochs):
@@ -198,17 +169,17 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
         log.append({k: str(v) for k, v in row.items()})
         if val_acc > best:
             best, since_best = val_acc, 0
-            torch.save({"model": model.state_dict(), "width": width}, out / BEST_PT)
+            with run.saving(BEST_PT) as tmp:
+                torch.save({"model": model.state_dict(), "arch": spec.name}, tmp)
         else:
             since_best += 1
-        _write_log(out, log)
-        tmp = out / ("tmp-" + LAST_PT)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "rng": torch.get_rng_state()}, tmp)
-        tmp.replace(out / LAST_PT)
+        run.write_log(log)
+        with run.saving(LAST_PT) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "rng": torch.get_rng_state()}, tmp)
         print(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} val_acc {val_acc:.4f} ({row['epoch_time_s']} s)")
         if since_best >= config.patience:
             break
-    return export_best(out, config.arch, x_val[:512, :, :, 0])
+    return export_best(run, config.arch, x_val[:512, :, :, 0])
 
 
 def _evaluate(torch: Any, model: Any, x: Any, y: Any) -> tuple[float, float]:
@@ -222,22 +193,13 @@ def _evaluate(torch: Any, model: Any, x: Any, y: Any) -> tuple[float, float]:
     return sum(losses) / len(x), correct / len(x)
 
 
-def _write_log(out: Path, log: list[dict[str, str]]) -> None:
-    cols = ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "lr", "epoch_time_s"]
-    tmp = out / ("tmp-" + LOG)
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows(log)
-    tmp.replace(out / LOG)
-
-
-def export_best(out: Path, arch: str, faces: np.ndarray) -> Path:
+def export_best(run: RunFolder, arch: str, faces: np.ndarray) -> Path:
     """``best.pt`` -> ``best.keras`` (the Keras ``vgg_lite(width)`` with the same weights), checked
     to agree within 1e-4 on ``faces``; without Keras installed, ``best.pt`` is the result."""
-    from fervideo.emotions.torch_net import build_vgg_lite, import_torch, keras_weights
+    from fervideo.emotions.torch_net import build_vgg_lite, import_torch, keras_weights, legacy_state_dict
 
     torch = import_torch()
+    out = run.out
     if not (out / BEST_PT).exists():
         return out / BEST_PT
     try:
@@ -246,8 +208,8 @@ def export_best(out: Path, arch: str, faces: np.ndarray) -> Path:
         import_keras()
     except UsageError:
         return out / BEST_PT
-    net = build_vgg_lite(vgg_width(arch))
-    net.load_state_dict(torch.load(out / BEST_PT, map_location="cpu", weights_only=False)["model"])
+    net = build_vgg_lite(parse_arch(arch))
+    net.load_state_dict(legacy_state_dict(net, torch.load(out / BEST_PT, map_location="cpu", weights_only=False)["model"]))
     net.eval()
     model = float32_model(arch, keras_weights(net))
     x = faces.astype(np.float32)
@@ -257,6 +219,7 @@ def export_best(out: Path, arch: str, faces: np.ndarray) -> Path:
     diff = float(np.abs(ref - got).max())
     if diff > AGREEMENT:
         raise ModelError(out / BEST_PT, f"Keras copy of the PyTorch weights disagrees by {diff:.2e} (> {AGREEMENT:g})")
-    model.save(out / BEST)
+    with run.saving(BEST) as tmp:
+        model.save(tmp)
     (out / "export.json").write_text(json.dumps({"keras_vs_torch_max_abs_diff": diff, "faces": len(x)}, indent=1) + "\n")
     return out / BEST

@@ -21,12 +21,8 @@ stopping; PrivateTest is never read here.
 
 from __future__ import annotations
 
-import csv
-import json
-import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,43 +31,11 @@ import numpy as np
 from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
+from fervideo.training.config import TrainConfig
+from fervideo.training.run_folder import BEST, LOG, RunFolder, load_teacher_probs, teacher_targets, training_targets
 
+__all__ = ["BEST", "LOG", "TrainConfig", "class_weights", "float32_model", "load_teacher_probs", "teacher_targets", "train", "training_splits"]
 CHECKPOINT = "last.keras"
-BEST = "best.keras"
-LOG = "log.csv"
-STATE = "state.json"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; saved as ``state.json`` so ``--resume`` needs no repetition."""
-
-    data: str
-    arch: str = "vgg_lite"
-    epochs: int = 60
-    batch_size: int = 64
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    warmup_epochs: int = 2
-    patience: int = 15
-    limit: int | None = None
-    seed: int = 1234
-    precision: str = "auto"
-    init: str | None = None
-    teacher: str | None = None
-    distill: float = 0.5
-    teacher_tta: str = "flip"
-    teacher_probs: str | None = None
-    teacher_temperature: float = 1.0
-    # Scale augmentation: each face zoomed in by up to zoom_in, out by up to zoom_out (fractions of
-    # the side). The defaults are the shipped tiers' recipe; the pipeline's crop varies the framing
-    # by ~12-15% (1.4826 MAD of the detectors' boxes against FER2013's squares, scripts/fit_crop.py),
-    # so --zoom 0.25 covers about two spreads each way (issue 21).
-    zoom_in: float = 0.15
-    zoom_out: float = 0.1
-    data_sha256: str = ""
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
 
 
 def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
@@ -114,9 +78,10 @@ def float32_copy(core: Any, arch: str) -> Any:
     return float32_model(arch, core.get_weights())
 
 
-def float32_model(arch: str, weights: list[np.ndarray]) -> Any:
-    """``arch`` built under the float32 policy (whatever policy training used) with ``weights``:
-    what is saved as ``best.keras`` by both engines."""
+def float32_model(arch: str, weights: list[np.ndarray] | dict[str, list[np.ndarray]]) -> Any:
+    """``arch`` built under the float32 policy (whatever policy training used) with ``weights``
+    (a Keras model's ``get_weights()`` list, or each layer's by name, as the torch engine gives
+    them): what is saved as ``best.keras`` by both engines."""
     from fervideo.emotions.architectures import build, import_keras
 
     keras = import_keras()
@@ -126,16 +91,12 @@ def float32_model(arch: str, weights: list[np.ndarray]) -> Any:
         model = build(arch)
     finally:
         keras.config.set_dtype_policy(prev)
-    model.set_weights(weights)
+    if isinstance(weights, dict):
+        for name, w in weights.items():
+            model.get_layer(name).set_weights(w)
+    else:
+        model.set_weights(weights)
     return model
-
-
-def _completed_epochs(out: Path) -> int:
-    log = out / LOG
-    if not log.exists():
-        return 0
-    with open(log, newline="") as f:
-        return sum(1 for _ in csv.DictReader(f))
 
 
 def _schedule(keras: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
@@ -155,22 +116,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     length (the cosine schedule is re-planned from the current step, so a run can be shortened
     or extended without starting over).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / STATE
-    replan = False
-    if resume:
-        if not (out / CHECKPOINT).exists() or not state_path.exists():
-            from fervideo.errors import UsageError
-
-            raise UsageError(out, f"--resume needs {CHECKPOINT} and {STATE} from an earlier run in this folder")
-        saved = json.loads(state_path.read_text())
-        if epochs is not None and epochs != saved["epochs"]:
-            saved["epochs"] = epochs
-            replan = True
-        config = TrainConfig(**saved)
-    elif epochs is not None:
-        config.epochs = epochs
+    run = RunFolder(out_dir, CHECKPOINT)
+    out = run.out
+    config, replan = run.config(config, resume, epochs)
     # Data first: a wrong path fails in a second, before TensorFlow's ~4 s import and its log noise.
     dataset = fer_data.load(config.data)
     soft_all = load_teacher_probs(config.teacher_probs, dataset, config.teacher_temperature) if config.teacher_probs else None
@@ -183,22 +131,15 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     keras.config.set_dtype_policy(precision)
 
     dataset, (x_train, y_train), (x_val, y_val) = training_splits(config, dataset)
-    state_path.write_text(json.dumps(asdict(config), indent=2))
+    run.save_config(config)
 
-    n_classes = len(EMOTIONS)
-    y_train_1h = keras.utils.to_categorical(y_train, n_classes)
-    if config.teacher:
-        soft = teacher_targets(config.teacher, x_train, config.teacher_tta)
-        y_train_1h = (1.0 - config.distill) * y_train_1h + config.distill * soft
-    elif soft_all is not None:
-        soft = soft_all[dataset.rows[dataset.usage == fer_data.SPLITS["train"]]]
-        y_train_1h = (1.0 - config.distill) * y_train_1h + config.distill * soft
-    y_val_1h = keras.utils.to_categorical(y_val, n_classes)
+    y_train_1h = training_targets(config, dataset, x_train, y_train, soft_all)
+    y_val_1h = keras.utils.to_categorical(y_val, len(EMOTIONS))
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
 
     initial_epoch = 0
     if resume:
-        initial_epoch = _completed_epochs(out)
+        initial_epoch = run.completed_epochs()
         model = keras.saving.load_model(out / CHECKPOINT)
         if replan:
             model.optimizer.learning_rate = _schedule(keras, config, steps_per_epoch)
@@ -215,12 +156,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
-        for stale in (LOG, BEST):
-            (out / stale).unlink(missing_ok=True)
+        run.clear()
     if initial_epoch >= config.epochs:
         return out / BEST
 
-    callbacks = _callbacks(keras, out, config)
+    callbacks = _callbacks(keras, run, config)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     model.fit(
@@ -265,66 +205,13 @@ def _load_weights_into(core: Any, path: str) -> None:
     core.set_weights(src.get_weights())
 
 
-def teacher_targets(path: str, x: np.ndarray, tta: str = "flip") -> np.ndarray:
-    """The teacher's probabilities on ``x`` (n, 7) averaged over the views of ``tta``, as ``--tta``
-    ("flip") or ``--tta-full`` ("full") compute them: the averaged teacher is more accurate than
-    the single pass the student must match (a ``.tflite`` teacher runs through TFLite, ~10x
-    faster than Keras).
-
-    Computed once on the un-augmented faces: the augmentations are small enough (shifts of 10%,
-    rotations of ~15 degrees) that the target of a face holds for its augmented copies.
-    """
-    from fervideo.emotions.classifier import EmotionClassifier
-
-    clf = EmotionClassifier(path, batch_size=64, tta=tta)
-    # In chunks: predict() stacks every view of its input at once, and the 18 views of the whole
-    # Training split would be ~4.8 GB of float32 pixels.
-    chunk = 2048
-    return np.concatenate([clf.predict(x[i : i + chunk]) for i in range(0, len(x), chunk)])
-
-
-def load_teacher_probs(path: str, dataset: fer_data.FerData, temperature: float = 1.0) -> np.ndarray:
-    """Ready-made distillation targets (n, 7) for every row of ``dataset`` (zeros where the file has none).
-
-    The file is an npz as ``../shared/models/gpu_trained/teacher_probs.npz`` ships it: ``usage`` and
-    ``labels`` of the rows it covers (the data file's rows in order, PrivateTest rows left out, so
-    a teacher cannot leak the test split) and one (n, 7) probability array per teacher view
-    (``w64_s1``, ``w64_s1_flip``, ...). The target is their mean: an ensemble of larger networks
-    trained on a GPU, which the CPU could not run per training step. Rows are matched by position
-    and checked against the labels, so a file made for another data file is refused rather than
-    silently mis-aligned. ``temperature`` > 1 softens the targets (logits / T, as in Hinton et al.):
-    on their own training faces the teachers are ~99% right and their dark knowledge sits in the
-    small probabilities.
-    """
-    from fervideo.errors import DataFormatError
-
-    try:
-        with np.load(path) as z:
-            usage, labels = z["usage"].astype(np.uint8), z["labels"].astype(np.uint8)
-            views = [z[k].astype(np.float64) for k in z.files if k not in ("usage", "labels")]
-    except (OSError, ValueError, KeyError) as e:
-        raise DataFormatError(path, f"not a teacher-probabilities npz with usage, labels and (n, 7) arrays ({e})") from None
-    if not views or any(v.shape != (len(labels), len(EMOTIONS)) for v in views):
-        raise DataFormatError(path, f"needs at least one ({len(labels)}, {len(EMOTIONS)}) probability array beside usage and labels")
-    covered = np.flatnonzero(dataset.usage != fer_data.SPLITS["private"])
-    if len(covered) != len(labels) or not np.array_equal(dataset.usage[covered], usage) or not np.array_equal(dataset.labels[covered], labels):
-        raise DataFormatError(path, f"its rows do not match the Training and PublicTest rows of {dataset.source} (made for another data file?)")
-    probs = np.clip(np.mean(views, axis=0), 1e-8, 1.0)
-    if temperature != 1.0:
-        probs = np.exp(np.log(probs) / temperature)
-    probs /= probs.sum(axis=1, keepdims=True)
-    out = np.zeros((len(dataset.labels), len(EMOTIONS)), np.float32)
-    out[covered] = probs
-    return out
-
-
-def _callbacks(keras: Any, out: Path, config: TrainConfig) -> list[Any]:
+def _callbacks(keras: Any, run: RunFolder, config: TrainConfig) -> list[Any]:
     class EpochExtras(keras.callbacks.Callback):
         """Adds lr and epoch time to the log, and keeps the best float32 inference model."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.best = _best_val_accuracy(out)
+            self.best = run.best_score()
             self.t0 = time.perf_counter()
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -339,25 +226,16 @@ def _callbacks(keras: Any, out: Path, config: TrainConfig) -> list[Any]:
             if acc > self.best:
                 self.best = acc
                 core = self.model.get_layer(index=-1)
-                float32_copy(core, config.arch).save(out / BEST)
+                with run.saving(BEST) as tmp:
+                    float32_copy(core, config.arch).save(tmp)
             # The checkpoint is written after the best model so a kill between the two can only
             # repeat an epoch on resume, never lose the best model.
-            tmp = out / ("tmp-" + CHECKPOINT)
-            self.model.save(tmp)
-            tmp.replace(out / CHECKPOINT)
+            with run.saving(CHECKPOINT) as tmp:
+                self.model.save(tmp)
 
     return [
         EpochExtras(),
-        keras.callbacks.CSVLogger(str(out / LOG), append=True),
+        keras.callbacks.CSVLogger(str(run.path(LOG)), append=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience, mode="max"),
         keras.callbacks.TerminateOnNaN(),
     ]
-
-
-def _best_val_accuracy(out: Path) -> float:
-    log = out / LOG
-    if not log.exists():
-        return -1.0
-    with open(log, newline="") as f:
-        values = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
-    return max(values, default=-1.0)
