@@ -124,3 +124,12 @@ def test_options_fields_are_the_flags() -> None:
         Options(smooth=float("nan")).validate()
     bad = run_cli("timeline", "x.mp4", "--tta", "twice")
     assert bad.returncode == 2 and "twice" in bad.stderr
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject lists the packages by hand (one is mapped from models/): a new sub-package missing
+    there installs a `fervideo` command that cannot import itself."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml without a package")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "fervideo").rglob("__init__.py")}
+    assert found <= listed, found - listed
