@@ -8,12 +8,14 @@ and ``float32``; the other devices run the float TFLite file's graph in PyTorch.
 Devices: ``cpu`` (TFLite, the default path), ``torch-cpu`` (the GPU code path on the CPU's
 PyTorch: what CI tests), ``gpu`` (PyTorch on CUDA; only where one is visible). Clips: a 640x360
 clip (``single_face.mp4`` of ../shared, or the bundled sample) and the same frames scaled to
-1280x720, written to a temporary file by this script. Every figure is the best of 3 runs (faces/s: of 5, after a warm-up pass).
+1280x720, written to a temporary file by this script. The ``fer`` package runs on the same clips in
+a venv of its own (``bench_fer.py``; ``--no-fer`` leaves it out). Every figure is the best of 3 runs (faces/s: of 5, after a warm-up pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
@@ -58,6 +60,7 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="*", default=["int8", "float32"])
     ap.add_argument("--faces", type=int, default=2048)
     ap.add_argument("--no-annotate", action="store_true", help="timeline fps only")
+    ap.add_argument("--no-fer", action="store_true", help="leave out the fer package's row (bench_fer.py installs it in a venv of its own)")
     args = ap.parse_args()
     devices = args.devices or ["cpu", "torch-cpu"] + (["gpu"] if cuda_available() else [])
     src = SHARED / "single_face.mp4" if (SHARED / "single_face.mp4").is_file() else ROOT / "sample_videos" / "two_astronauts.mp4"
@@ -69,6 +72,8 @@ def main() -> None:
         decode = {c: len(list(FrameReader(c))) / best(lambda c=c: sum(1 for _ in FrameReader(c))) for c in clips}
         sizes = {c: f"{FrameReader(c).info.width}x{FrameReader(c).info.height}" for c in clips}
         print("decode-only: " + ", ".join(f"{sizes[c]} {decode[c]:.0f} fps" for c in clips))
+        if not args.no_fer:
+            print(fer_row(clips, sizes, decode), flush=True)
         kinds = ["timeline"] + ([] if args.no_annotate else ["annotate"])
         print(f"{'tier':<10}{'precision':<10}{'device':<11}{'faces/s':>9}" + "".join(f"{sizes[c] + ' ' + k:>22}{'/decode':>9}" for k in kinds for c in clips))
         for tier in args.tiers:
@@ -89,6 +94,28 @@ def main() -> None:
                             cells += f"{n / t:>22.0f}{n / t / decode[c]:>9.2f}"
                     analyser.close()
                     print(f"{tier:<10}{precision:<10}{dev:<11}{fps:>9.0f}{cells}", flush=True)
+
+
+def fer_row(clips: list[Path], sizes: dict[Path, str], decode: dict[Path, float]) -> str:
+    """The ``fer`` package (its defaults: Haar + int8 mini-Xception) per frame on the same clips, run in
+    the venv of :mod:`bench_fer` (made on first use; skipped with the reason when it cannot be)."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_fer import CHILD, FER_VERSION, fer_python
+
+    py, why = fer_python(Path.home() / ".cache" / "fervideo-bench" / "fer-venv")
+    if py is None:
+        return f"fer {FER_VERSION}: skipped: {why}"
+    cells = []
+    for c in clips:
+        proc = subprocess.run([str(py), "-c", CHILD, str(c), "1000000"], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        if proc.returncode != 0:
+            return f"fer {FER_VERSION}: skipped: it failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        cells.append(f"{sizes[c]} {r['fps']:.1f} fps ({r['fps'] / decode[c]:.3f} of decode, {r['faces'] / r['frames']:.2f} faces/frame)")
+    return f"fer {FER_VERSION} (Haar + int8 mini-Xception, per frame, timeline only): " + ", ".join(cells)
 
 
 if __name__ == "__main__":
