@@ -79,7 +79,9 @@ def main() -> None:
         for tier in args.tiers:
             for dev in devices:
                 for precision in args.precisions if dev == "cpu" else ["float32"]:
-                    clf = make_classifier(tier, batch_size=64 if dev == "cpu" else 1024, device=dev, precision=precision)
+                    # The CPU at the pipeline's own batch size (--batch-size, default 32): what a run gets.
+                    # (int8 is sensitive to it here: 5,368 faces/s at 32, 4,023 at 64, 4,511 at 256 in one run.)
+                    clf = make_classifier(tier, batch_size=Options().batch_size if dev == "cpu" else 1024, device=dev, precision=precision)
                     # A whole pass first: an interpreter's first calls run slower (XNNPACK packs
                     # its weights, caches warm), and int8 more so (4062 vs 4353 faces/s measured).
                     clf.predict(x)
