@@ -24,7 +24,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -92,15 +91,6 @@ def first_frames(clip: Path, n: int, out: Path) -> Path:
     return out
 
 
-def best_of(fn, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_clip = SHARED / "single_face.mp4" if (SHARED / "single_face.mp4").is_file() else ROOT / "sample_videos" / "two_astronauts.mp4"
@@ -108,6 +98,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--venv", type=Path, default=Path.home() / ".cache" / "fervideo-bench" / "fer-venv")
     args = ap.parse_args()
+    from bench_devices import best  # the same best-of-3 timer (benchmarks/ is on sys.path when run as a script)
+
     from fervideo.pipeline import Analyser, Options, process_video
     from fervideo.video import FrameReader
 
@@ -122,15 +114,15 @@ def main() -> None:
             while cap.read()[0]:
                 pass
 
-        print(f"{'decode only (OpenCV)':<44}{n / best_of(decode):8.0f} fps")
+        print(f"{'decode only (OpenCV)':<44}{n / best(decode):8.0f} fps")
         analyser = Analyser(Options())
         report = process_video(clip, analyser, timeline=Path(tmp) / "warm.csv")
-        dt = best_of(lambda: process_video(clip, analyser, timeline=Path(tmp) / "t.csv"))
+        dt = best(lambda: process_video(clip, analyser, timeline=Path(tmp) / "t.csv"))
         print(f"{'fervideo timeline (accurate int8, default)':<44}{n / dt:8.0f} fps   {report.faces_classified / n:.2f} faces/frame")
         analyser.close()
         fast = Analyser(Options(model="fast"))
         process_video(clip, fast, timeline=Path(tmp) / "warm.csv")
-        dt = best_of(lambda: process_video(clip, fast, timeline=Path(tmp) / "t.csv"))
+        dt = best(lambda: process_video(clip, fast, timeline=Path(tmp) / "t.csv"))
         print(f"{'fervideo timeline --model fast (int8)':<44}{n / dt:8.0f} fps")
         fast.close()
         py, why = fer_python(args.venv)
