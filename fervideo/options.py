@@ -42,7 +42,7 @@ class Options:
     batch_frames: int = 8  # frames whose faces are gathered into one classifier call (at most)
     queue_size: int = 16  # frames in flight between the reader, analysis and writer threads (at most)
     detect_threads: int = 2
-    detect_size: int = 640  # longest side the detector sees (blazeface, yunet)
+    detect_size: int = 640  # longest side the detector sees (retinaface, yunet, haar, yuface; BlazeFace has its own 192)
 
     def validate(self) -> None:
         for name in ("batch_size", "detect_every", "stride", *TUNING_FIELDS):

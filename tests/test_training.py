@@ -134,12 +134,14 @@ def test_unknown_data_layout_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_class_weights_favour_rare_classes() -> None:
-    from fervideo.training.train import class_weights
+    from fervideo.training.ferplus import face_weights
 
     labels = np.array([1] * 10 + [3] * 160 + [0] * 40)
-    w = class_weights(labels)
-    assert w[1] > w[0] > w[3]
-    assert abs(np.mean([w[int(v)] for v in labels]) - 1.0) < 1e-9
+    w = face_weights(np.eye(len(EMOTIONS), dtype=np.float32)[labels])
+    assert w[0] > w[-1] > w[10]  # disgust > angry > happy
+    assert abs(w.mean() - 1.0) < 1e-6
+    # The square-root weighting the tiers were trained with: (N / (K n_c)) ** 0.5, up to the mean.
+    assert abs(w[0] / w[10] - (160 / 10) ** 0.5) < 1e-4
 
 
 # ---------------------------------------------------------------- the shipped model

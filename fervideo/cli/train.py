@@ -15,6 +15,13 @@ import typer
 from fervideo.cli.common import Debug, Tta, TtaMode, app, finite, run
 from fervideo.emotions.specs import ARCHITECTURES
 from fervideo.training.config import PRECISIONS, ZOOM, TrainConfig
+from fervideo.training.ferplus import TARGETS_HELP
+
+
+class Labels(str, Enum):
+    fer2013 = "fer2013"
+    ferplus = "ferplus"
+    both = "both"
 
 
 class Split(str, Enum):
@@ -58,6 +65,14 @@ def train(
             "spread of the pipeline's crop (keras engine).",
         ),
     ] = None,
+    targets: Annotated[str, typer.Option(help=f"What the network learns: {TARGETS_HELP}. FER+ needs the votes in the data file (fer2013.npz).")] = "fer2013",
+    balance: Annotated[
+        str,
+        typer.Option(
+            help="Class balance: weights (per-face loss weights from the targets in use), prior (targets divided by the square root "
+            "of their class share), both, or none."
+        ),
+    ] = "weights",
     engine: Annotated[
         str,
         typer.Option(
@@ -98,6 +113,8 @@ def train(
             patience=patience,
             zoom_in=zoom if zoom is not None else ZOOM[0],
             zoom_out=zoom if zoom is not None else ZOOM[1],
+            targets=targets,
+            balance=balance,
         )
         result = run_training(cfg, out, resume=resume, epochs=epochs)
         if result.tflite is None:
@@ -117,15 +134,26 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("runs/eval"),
     tta: Tta = TtaMode.off,
     limit: Annotated[int | None, typer.Option(help="Use at most N faces of the split.")] = None,
+    labels: Annotated[
+        Labels,
+        typer.Option(
+            help="Label set: fer2013 (the dataset's labels: the intended expression), ferplus (the FER+ majority of 10 annotators: "
+            "what people see; needs the votes in the npz), or both."
+        ),
+    ] = Labels.both,
     debug: Debug = False,
 ) -> None:
-    """Accuracy, macro F1, per-class report, confusion matrix and plots, tied together in report.md."""
+    """Accuracy, macro F1, per-class report, confusion matrix and plots for each label set, tied together in report.md."""
 
     def go() -> int:
         from fervideo.training.evaluate import evaluate as run_eval
 
-        res = run_eval(model, data, split.value, out, tta=tta.value, limit=limit)
-        typer.echo(f"{split.value}: accuracy {res['accuracy']:.4f}, macro F1 {res['macro_f1']:.4f} on {res['n']} faces -> {out / 'report.md'}")
+        res = run_eval(model, data, split.value, out, tta=tta.value, limit=limit, labels=labels.value)
+        for name in res["labels"]:
+            m = res[name]
+            dropped = f" ({m['dropped']} without a 7-class majority dropped)" if name == "ferplus" else ""
+            typer.echo(f"{split.value}, {name}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f} on {m['n']} faces{dropped}")
+        typer.echo(f"report: {out / 'report.md'}")
         return 0
 
     run(debug, go)

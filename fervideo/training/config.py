@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fervideo.emotions.specs import ARCHITECTURES, parse_arch
 from fervideo.errors import ModelError, UsageError
+from fervideo.training.ferplus import BALANCES, parse_targets
 
 ENGINES = ("keras", "torch")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -49,6 +50,12 @@ class TrainConfig:
     # so --zoom 0.25 covers about two spreads each way (issue 21).
     zoom_in: float = ZOOM[0]
     zoom_out: float = ZOOM[1]
+    # What the run learns (issue 33): fer2013 (the labels, the intended expression), ferplus (the
+    # FER+ vote distributions, what people see) or mix:W; and how classes are balanced: weights
+    # (per-face loss weights from the targets in use), prior (targets divided by the square root
+    # of their class share), both, or none.
+    targets: str = "fer2013"
+    balance: str = "weights"
     data_sha256: str = ""
     command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
 
@@ -65,6 +72,9 @@ class TrainConfig:
                 raise UsageError(None, "--engine torch takes --teacher-probs, not --teacher")
             if (self.zoom_in, self.zoom_out) != ZOOM:
                 raise UsageError(None, "--zoom is for --engine keras (the torch engine zooms 0.85-1.15)")
+        parse_targets(self.targets)
+        if self.balance not in BALANCES:
+            raise UsageError(None, f"unknown --balance {self.balance!r}; choose one of {', '.join(BALANCES)}")
         if self.patience < 1:
             raise UsageError(None, "--patience must be at least 1")
         if self.precision not in PRECISIONS:

@@ -36,6 +36,7 @@ class FerData:
     source: str
     layout: str
     rows: np.ndarray | None = None  # (N,) row of each face in the source file; kept by subset()
+    votes: np.ndarray | None = None  # (N, 10) FER+ votes in FER+ column order, where the file has them (npz)
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -45,6 +46,10 @@ class FerData:
         """Images shaped (n, 48, 48, 1) and labels of one split: 'train', 'public' or 'private'."""
         mask = self.usage == SPLITS[name]
         return self.images[mask][..., None], self.labels[mask]
+
+    def split_votes(self, name: str) -> np.ndarray | None:
+        """The FER+ votes (n, 10) of one split, in the order of :meth:`split`; None when the data has none."""
+        return None if self.votes is None else self.votes[self.usage == SPLITS[name]]
 
     def subset(self, per_split: int, seed: int = 0) -> FerData:
         """A stratified-by-chance sample of at most ``per_split`` faces per split (for quick runs)."""
@@ -56,7 +61,8 @@ class FerData:
                 idx = np.sort(rng.choice(idx, per_split, replace=False))
             keep.append(idx)
         k = np.concatenate(keep)
-        return FerData(self.images[k], self.labels[k], self.usage[k], self.source, self.layout, self.rows[k])
+        votes = None if self.votes is None else self.votes[k]
+        return FerData(self.images[k], self.labels[k], self.usage[k], self.source, self.layout, self.rows[k], votes)
 
 
 def load(path: str | Path) -> FerData:
@@ -77,11 +83,14 @@ def _load_npz(p: Path) -> FerData:
     try:
         with np.load(p) as z:
             images, labels, usage = z["images"], z["labels"], z["usage"]
+            votes = z["ferplus_votes"] if "ferplus_votes" in z.files else None
     except (OSError, ValueError, KeyError) as e:
         raise DataFormatError(p, f"not a FER2013 npz with images/labels/usage arrays ({e})") from None
     if images.ndim != 3 or images.shape[1:] != (48, 48):
         raise DataFormatError(p, f"images must be (N, 48, 48), got {images.shape}")
-    return FerData(images.astype(np.uint8), labels.astype(np.uint8), usage.astype(np.uint8), str(p), "npz")
+    if votes is not None and votes.shape != (len(labels), 10):
+        raise DataFormatError(p, f"ferplus_votes must be (N, 10) in FER+ column order, got {votes.shape}")
+    return FerData(images.astype(np.uint8), labels.astype(np.uint8), usage.astype(np.uint8), str(p), "npz", votes=votes)
 
 
 def _load_csv(p: Path) -> FerData:

@@ -58,65 +58,111 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def evaluate(model_path: str | Path, data_path: str | Path, split: str, out_dir: str | Path, tta: str = "off", limit: int | None = None) -> dict[str, Any]:
-    """Evaluate on ``split`` ('public' or 'private') and write the report files into ``out_dir``."""
+LABEL_SETS = ("fer2013", "ferplus")
+LABEL_TITLES = {"fer2013": "FER2013 labels (the intended expression)", "ferplus": "FER+ majority (what most of 10 people see)"}
+
+
+def evaluate(
+    model_path: str | Path, data_path: str | Path, split: str, out_dir: str | Path, tta: str = "off", limit: int | None = None, labels: str = "fer2013"
+) -> dict[str, Any]:
+    """Evaluate on ``split`` ('public' or 'private') against ``labels`` ('fer2013', 'ferplus' or
+    'both') and write the report files into ``out_dir``.
+
+    The result carries each label set's figures under its name, and the first set's at the top
+    level. FER+ is scored on its 7-class majority (:func:`fervideo.training.ferplus.majority`);
+    the faces that have none are dropped and counted (``dropped``).
+    """
+    from fervideo.errors import DataFormatError
+    from fervideo.training.ferplus import majority, votes7
+
+    sets = LABEL_SETS if labels == "both" else (labels,)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dataset = fer_data.load(data_path)
-    faces, labels = dataset.split(split)
+    faces, fer_labels = dataset.split(split)
+    votes = dataset.split_votes(split)
     if limit:
-        faces, labels = faces[:limit], labels[:limit]
+        faces, fer_labels = faces[:limit], fer_labels[:limit]
+        votes = None if votes is None else votes[:limit]
     if len(faces) == 0:
-        from fervideo.errors import DataFormatError
-
         raise DataFormatError(data_path, f"the {split} split is empty in this data")
+    if labels == "both" and votes is None:
+        sets = ("fer2013",)  # a csv or image folder carries no FER+ votes: "both" is what there is
+    if "ferplus" in sets and votes is None:
+        raise DataFormatError(data_path, "--labels ferplus needs FER+ votes (an npz with a ferplus_votes array, as ../shared/data/fer2013.npz)")
     from fervideo.model_files import resolve_model
 
     model_path = resolve_model(model_path)
-    probs = predict(model_path, faces, tta=tta)
-    res = metrics(labels.astype(int), probs.argmax(1))
+    pred = predict(model_path, faces, tta=tta).argmax(1)
+    res: dict[str, Any] = {"labels": list(sets)}
+    for name in sets:
+        if name == "fer2013":
+            truth, keep = fer_labels.astype(int), np.ones(len(fer_labels), bool)
+        else:
+            truth, keep = majority(votes, fer_labels)
+        m = metrics(truth[keep], pred[keep])
+        m["dropped"] = int((~keep).sum())
+        if name == "ferplus":
+            m["no_vote"] = int((votes7(votes).sum(1) == 0).sum())  # the rest of the dropped are ties without the FER2013 label
+        res[name] = m
+        _write_tables(m, out, "" if name == sets[0] else f"_{name}")
+    res.update(res[sets[0]])
     res.update(split=split, tta=tta, model=str(model_path), data=str(data_path))
-    _write_reports(res, labels, out, Path(model_path))
+    _write_reports(res, fer_labels, out, Path(model_path))
     return res
 
 
-def _write_reports(res: dict[str, Any], labels: np.ndarray, out: Path, model_path: Path) -> None:
-    rows = [[e, f"{res['precision'][i]:.4f}", f"{res['recall'][i]:.4f}", f"{res['f1'][i]:.4f}", str(res["support"][i])] for i, e in enumerate(EMOTIONS)]
-    header = ["class", "precision", "recall", "f1", "support"]
-    with atomic_output(out / "classification_report.csv") as tmp, open(tmp, "w", newline="") as fh:
+def _write_tables(m: dict[str, Any], out: Path, suffix: str) -> None:
+    """One label set's classification report and confusion matrix (csv and png)."""
+    with atomic_output(out / f"classification_report{suffix}.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-        w.writerow(["accuracy", "", "", f"{res['accuracy']:.4f}", str(res["n"])])
-        w.writerow(["macro_f1", "", "", f"{res['macro_f1']:.4f}", str(res["n"])])
-    with atomic_output(out / "confusion_matrix.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w.writerow(["class", "precision", "recall", "f1", "support"])
+        w.writerows(_class_rows(m))
+        w.writerow(["accuracy", "", "", f"{m['accuracy']:.4f}", str(m["n"])])
+        w.writerow(["macro_f1", "", "", f"{m['macro_f1']:.4f}", str(m["n"])])
+    with atomic_output(out / f"confusion_matrix{suffix}.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["true\\pred", *EMOTIONS])
-        for e, r in zip(EMOTIONS, res["confusion"]):
+        for e, r in zip(EMOTIONS, m["confusion"]):
             w.writerow([e, *r])
+    _plot_confusion(np.array(m["confusion"]), out / f"confusion_matrix{suffix}.png")
+
+
+def _class_rows(m: dict[str, Any]) -> list[list[str]]:
+    return [[e, f"{m['precision'][i]:.4f}", f"{m['recall'][i]:.4f}", f"{m['f1'][i]:.4f}", str(m["support"][i])] for i, e in enumerate(EMOTIONS)]
+
+
+def _write_reports(res: dict[str, Any], labels: np.ndarray, out: Path, model_path: Path) -> None:
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(res, indent=2))
-    _plot_confusion(np.array(res["confusion"]), out / "confusion_matrix.png")
     _plot_distribution(labels, res["split"], out / "class_distribution.png")
     curves = None
     log = model_path.parent / "log.csv"
     if log.exists():
         curves = out / "training_curves.png"
         plot_training_curves(log, curves)
-    md = [
-        f"# Evaluation of `{model_path.name}` on {res['split']} ({TTA_TITLES[res['tta']]})",
-        "",
-        f"- data: `{res['data']}`, {res['n']} faces",
-        f"- **accuracy: {res['accuracy'] * 100:.2f}%**, macro F1: {res['macro_f1']:.4f}",
-        "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
-        *[f"| {' | '.join(r)} |" for r in rows],
-        "",
-        "![confusion matrix](confusion_matrix.png)",
-        "",
-        "![class distribution](class_distribution.png)",
-    ]
+    md = [f"# Evaluation of `{model_path.name}` on {res['split']} ({TTA_TITLES[res['tta']]})", "", f"- data: `{res['data']}`"]
+    for i, name in enumerate(res["labels"]):
+        m, suffix = res[name], "" if i == 0 else f"_{name}"
+        dropped = ""
+        if name == "ferplus":
+            dropped = (
+                f"; {m['dropped']} dropped ({m['no_vote']} with no 7-class vote, {m['dropped'] - m['no_vote']} tied without the FER2013 label among the tied)"
+            )
+        md += [
+            "",
+            f"## {LABEL_TITLES[name]}",
+            "",
+            f"- {m['n']} faces{dropped}",
+            f"- **accuracy: {m['accuracy'] * 100:.2f}%**, macro F1: {m['macro_f1']:.4f}",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+            *[f"| {' | '.join(r)} |" for r in _class_rows(m)],
+            "",
+            f"![confusion matrix, {name}](confusion_matrix{suffix}.png)",
+        ]
+    md += ["", "![class distribution](class_distribution.png)"]
     if curves is not None:
         md += ["", "![training curves](training_curves.png)"]
     with atomic_output(out / "report.md") as tmp:

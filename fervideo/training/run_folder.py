@@ -14,21 +14,22 @@ import csv
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fervideo.errors import UsageError
+from fervideo.errors import DataFormatError, UsageError
 from fervideo.files import atomic_output
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
 from fervideo.training.config import TrainConfig
+from fervideo.training.ferplus import Validation, face_weights, parse_targets, prior_corrected, soft_targets
 
 STATE = "state.json"
 LOG = "log.csv"
 BEST = "best.keras"
-LOG_COLUMNS = ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "lr", "epoch_time_s"]
+LOG_COLUMNS = ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "lr", "epoch_time_s", "val_fer2013", "val_ferplus"]
 
 
 class RunFolder:
@@ -79,7 +80,7 @@ class RunFolder:
 
     def write_log(self, rows: list[dict[str, str]]) -> None:
         with self.saving(LOG) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, LOG_COLUMNS, lineterminator="\n")
+            w = csv.DictWriter(f, [c for c in LOG_COLUMNS if any(c in r for r in rows)] or LOG_COLUMNS, lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
 
@@ -92,19 +93,47 @@ class RunFolder:
         return max((float(r["val_accuracy"]) for r in rows if r.get("val_accuracy")), default=-1.0)
 
 
-def training_targets(config: TrainConfig, dataset: fer_data.FerData, x_train: np.ndarray, y_train: np.ndarray, soft_all: np.ndarray | None) -> np.ndarray:
-    """The Training faces' targets (n, 7): the label, mixed with a teacher's probabilities at weight
-    ``distill`` when there is one (a teacher model run here on the faces, or ready-made
-    probabilities for every row of the data file). Label smoothing is left to each engine's loss."""
-    targets = np.eye(len(EMOTIONS), dtype=np.float32)[y_train]
+@dataclass
+class TrainingSet:
+    """What an engine trains on: the faces, their targets (n, 7; label smoothing is left to each
+    engine's loss) and per-face loss weights (mean 1)."""
+
+    x: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray
+
+
+def training_set(config: TrainConfig, dataset: fer_data.FerData, x_train: np.ndarray, y_train: np.ndarray, soft_all: np.ndarray | None) -> TrainingSet:
+    """The Training faces with the targets of ``config.targets``, balanced as ``config.balance``
+    says, then mixed with a teacher's probabilities at weight ``distill`` when there is one (a
+    teacher model run here on the faces, or ready-made probabilities for every row of the data file).
+
+    Class balance is computed from the label targets before distillation, so ``--targets fer2013
+    --balance weights`` is the square-root class weighting the tiers were always trained with.
+    """
+    spec = parse_targets(config.targets)
+    votes = dataset.split_votes("train")
+    if spec.needs_votes and votes is None:
+        raise DataFormatError(config.data, f"--targets {config.targets} needs FER+ votes (an npz with a ferplus_votes array, as ../shared/data/fer2013.npz)")
+    targets, keep = soft_targets(spec, votes, y_train)
+    weights = face_weights(targets[keep]) if config.balance in ("weights", "both") else np.ones(int(keep.sum()), np.float32)
+    targets = targets[keep]
+    if config.balance in ("prior", "both"):
+        targets = prior_corrected(targets)
     soft = None
     if config.teacher:
-        soft = teacher_targets(config.teacher, x_train, config.teacher_tta)
+        soft = teacher_targets(config.teacher, x_train[keep], config.teacher_tta)
     elif soft_all is not None:
-        soft = soft_all[dataset.rows[dataset.usage == fer_data.SPLITS["train"]]]
+        soft = soft_all[dataset.rows[dataset.usage == fer_data.SPLITS["train"]]][keep]
     if soft is not None:
         targets = (1.0 - config.distill) * targets + config.distill * soft
-    return targets
+    return TrainingSet(x_train[keep], targets.astype(np.float32), weights)
+
+
+def validation(config: TrainConfig, dataset: fer_data.FerData, y_val: np.ndarray) -> Validation:
+    """PublicTest's two label sets, when the run's targets need the FER+ one to choose checkpoints."""
+    votes = dataset.split_votes("public") if parse_targets(config.targets).needs_votes else None
+    return Validation.of(y_val, votes)
 
 
 def teacher_targets(path: str, x: np.ndarray, tta: str = "flip") -> np.ndarray:
@@ -138,8 +167,6 @@ def load_teacher_probs(path: str, dataset: fer_data.FerData, temperature: float 
     on their own training faces the teachers are ~99% right and their dark knowledge sits in the
     small probabilities.
     """
-    from fervideo.errors import DataFormatError
-
     try:
         with np.load(path) as z:
             usage, labels = z["usage"].astype(np.uint8), z["labels"].astype(np.uint8)

@@ -36,8 +36,9 @@ from fervideo.errors import ModelError, UsageError
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
 from fervideo.training.config import TrainConfig
-from fervideo.training.run_folder import BEST, RunFolder, load_teacher_probs, training_targets
-from fervideo.training.train import class_weights, float32_model, training_splits
+from fervideo.training.ferplus import Validation, parse_targets, selection_score
+from fervideo.training.run_folder import BEST, RunFolder, load_teacher_probs, training_set, validation
+from fervideo.training.train import float32_model, training_splits
 
 LAST_PT = "last.pt"
 BEST_PT = "best.pt"
@@ -93,13 +94,14 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
         torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(config.seed)
     n_cls = len(EMOTIONS)
-    targets = training_targets(config, dataset, x_train, y_train, soft_all)
+    train_set = training_set(config, dataset, x_train, y_train, soft_all)
+    val = validation(config, dataset, y_val)
+    target_spec = parse_targets(config.targets)
     # Label smoothing on the (possibly soft) targets, as Keras' CategoricalCrossentropy applies it.
-    targets = targets * (1 - config.label_smoothing) + config.label_smoothing / n_cls
-    cw = class_weights(y_train)
-    X = torch.tensor(x_train[..., 0], dtype=torch.float32, device=dev)[:, None]
+    targets = train_set.targets * (1 - config.label_smoothing) + config.label_smoothing / n_cls
+    X = torch.tensor(train_set.x[..., 0], dtype=torch.float32, device=dev)[:, None]
     T = torch.tensor(targets, device=dev)
-    W = torch.tensor(np.array([cw[int(c)] for c in y_train], np.float32), device=dev)
+    W = torch.tensor(train_set.weights, device=dev)
     Xv = torch.tensor(x_val[..., 0], dtype=torch.float32, device=dev)[:, None]
     Yv = torch.tensor(y_val.astype(np.int64), device=dev)
 
@@ -156,7 +158,7 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
             opt.step()
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == T[idx].argmax(1)).sum())
-        val_loss, val_acc = _evaluate(torch, model, Xv, Yv)
+        val_loss, val_acc, extra = _scored(torch, model, Xv, Yv, val, target_spec)
         row = {
             "epoch": epoch,
             "accuracy": correct / len(X),
@@ -165,6 +167,7 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
             "val_loss": val_loss,
             "lr": lr_at(min((epoch + 1) * steps, total) - 1),
             "epoch_time_s": round(time.perf_counter() - t0, 1),
+            **extra,
         }
         log.append({k: str(v) for k, v in row.items()})
         if val_acc > best:
@@ -182,15 +185,19 @@ def train_torch(config: TrainConfig, out_dir: str | Path, resume: bool = False, 
     return export_best(run, config.arch, x_val[:512, :, :, 0])
 
 
-def _evaluate(torch: Any, model: Any, x: Any, y: Any) -> tuple[float, float]:
+def _scored(torch: Any, model: Any, x: Any, y: Any, val: Validation, targets: Any) -> tuple[float, float, dict[str, float]]:
+    """PublicTest loss (on FER2013 labels) and the selection score; with FER+ votes, both label
+    sets' accuracies too (logged as val_fer2013, val_ferplus)."""
     model.eval()
-    losses, correct = [], 0
+    losses, preds = [], []
     with torch.inference_mode():
         for i in range(0, len(x), 1024):
             logits = model(x[i : i + 1024]).float()
             losses.append(torch.nn.functional.cross_entropy(logits, y[i : i + 1024], reduction="sum").item())
-            correct += int((logits.argmax(1) == y[i : i + 1024]).sum())
-    return sum(losses) / len(x), correct / len(x)
+            preds.append(logits.argmax(1).cpu().numpy())
+    fer, plus = val.scores(np.concatenate(preds))
+    extra = {} if plus is None else {"val_fer2013": fer, "val_ferplus": plus}
+    return sum(losses) / len(x), selection_score(targets, fer, plus), extra
 
 
 def export_best(run: RunFolder, arch: str, faces: np.ndarray) -> Path:

@@ -6,7 +6,9 @@ Design choices that matter for FER2013 on a few CPU cores:
   a wrapper around the architecture, so it is batched graph work, not per-image Python, and the
   saved inference model carries none of it;
 * label smoothing and mild (square-root) class weights: disgust has 436 training faces against
-  7,215 happy ones, and full inverse-frequency weights cost overall accuracy;
+  7,215 happy ones, and full inverse-frequency weights cost overall accuracy; the targets are
+  FER2013's labels, FER+'s votes or a mix (``--targets``), balanced by ``--balance``
+  (:mod:`fervideo.training.ferplus`), and checkpoints are chosen on the targets' own label set;
 * SGD with Nesterov momentum, linear warm-up then cosine decay, stepped per batch from the
   optimizer's own iteration counter, so ``--resume`` lands exactly where the schedule left off;
 * optional fine-tuning (``init``: start from a trained model's weights) and self-distillation
@@ -32,19 +34,11 @@ from fervideo.files import sha256_of
 from fervideo.labels import EMOTIONS
 from fervideo.training import data as fer_data
 from fervideo.training.config import TrainConfig
-from fervideo.training.run_folder import BEST, LOG, RunFolder, load_teacher_probs, teacher_targets, training_targets
+from fervideo.training.ferplus import Validation, parse_targets, selection_score
+from fervideo.training.run_folder import BEST, LOG, RunFolder, load_teacher_probs, teacher_targets, training_set, validation
 
-__all__ = ["BEST", "LOG", "TrainConfig", "class_weights", "float32_model", "load_teacher_probs", "teacher_targets", "train", "training_splits"]
+__all__ = ["BEST", "LOG", "TrainConfig", "float32_model", "load_teacher_probs", "teacher_targets", "train", "training_splits"]
 CHECKPOINT = "last.keras"
-
-
-def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
-    """Weights (N / (K * n_c)) ** power, normalised to mean 1 over the training faces."""
-    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(float)
-    counts[counts == 0] = 1.0
-    w = (counts.sum() / (len(EMOTIONS) * counts)) ** power
-    w /= (w[labels]).mean()
-    return {i: float(v) for i, v in enumerate(w)}
 
 
 def _augmenter(keras: Any, seed: int, zoom_in: float = 0.15, zoom_out: float = 0.1) -> Any:
@@ -133,9 +127,10 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     dataset, (x_train, y_train), (x_val, y_val) = training_splits(config, dataset)
     run.save_config(config)
 
-    y_train_1h = training_targets(config, dataset, x_train, y_train, soft_all)
+    train_set = training_set(config, dataset, x_train, y_train, soft_all)
+    val = validation(config, dataset, y_val)
     y_val_1h = keras.utils.to_categorical(y_val, len(EMOTIONS))
-    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    steps_per_epoch = int(np.ceil(len(train_set.x) / config.batch_size))
 
     initial_epoch = 0
     if resume:
@@ -160,17 +155,17 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, verbos
     if initial_epoch >= config.epochs:
         return out / BEST
 
-    callbacks = _callbacks(keras, run, config)
+    callbacks = _callbacks(keras, run, config, x_val, val)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     model.fit(
-        x_train.astype("float32"),
-        y_train_1h,
+        train_set.x.astype("float32"),
+        train_set.targets,
         batch_size=config.batch_size,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
         validation_data=(x_val.astype("float32"), y_val_1h),
-        class_weight=class_weights(y_train),
+        sample_weight=train_set.weights,
         callbacks=callbacks,
         shuffle=True,
         verbose=verbose,
@@ -205,7 +200,9 @@ def _load_weights_into(core: Any, path: str) -> None:
     core.set_weights(src.get_weights())
 
 
-def _callbacks(keras: Any, run: RunFolder, config: TrainConfig) -> list[Any]:
+def _callbacks(keras: Any, run: RunFolder, config: TrainConfig, x_val: np.ndarray, val: Validation) -> list[Any]:
+    targets = parse_targets(config.targets)
+
     class EpochExtras(keras.callbacks.Callback):
         """Adds lr and epoch time to the log, and keeps the best float32 inference model."""
 
@@ -222,6 +219,13 @@ def _callbacks(keras: Any, run: RunFolder, config: TrainConfig) -> list[Any]:
             lr = self.model.optimizer.learning_rate
             logs["lr"] = float(keras.ops.convert_to_numpy(lr))
             logs["epoch_time_s"] = round(time.perf_counter() - self.t0, 1)
+            if val.plus_labels is not None:
+                # Targets with FER+ votes are chosen on their own label set (issue 33): val_accuracy
+                # becomes the selection score, with both accuracies logged beside it.
+                pred = self.model.get_layer(index=-1).predict(x_val.astype("float32"), batch_size=256, verbose=0).argmax(1)
+                fer, plus = val.scores(pred)
+                logs["val_fer2013"], logs["val_ferplus"] = fer, plus
+                logs["val_accuracy"] = selection_score(targets, fer, plus)
             acc = float(logs.get("val_accuracy", 0.0))
             if acc > self.best:
                 self.best = acc
