@@ -55,8 +55,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fer2013.npz")
     ap.add_argument("--attempt", type=Path, action="append", default=[], help="a fervideo train run folder to record")
     ap.add_argument("--skip-cards", action="store_true", help="only record --attempt runs")
+    ap.add_argument("--render-only", action="store_true", help="rewrite models/README_ferplus.md from the cards (no measuring)")
     args = ap.parse_args()
     m = models_dir()
+    if args.render_only:
+        (m / "README_ferplus.md").write_text(render(m))
+        return
     if not args.skip_cards:
         for card_file, key, model in (
             ("model_card.json", None, "fervideo_emotion.tflite"),
@@ -97,6 +101,45 @@ def main() -> None:
                     print(f"{run.name}/{name}: {json.dumps(entry[name]['private'])}")
             attempts = [a for a in attempts if a["run"] != run.name] + [entry]
         record.write_text(json.dumps(attempts, indent=1) + "\n")
+    (m / "README_ferplus.md").write_text(render(m))
+
+
+def render(m: Path) -> str:
+    """models/README_ferplus.md: every shipped file and every attempt on both label sets."""
+    rows = []
+    cards = {
+        "fast float32": json.loads((m / "model_card.json").read_text()),
+        "accurate float32 (float16 weights)": json.loads((m / "accurate_card.json").read_text()),
+    }
+    int8 = json.loads((m / "int8_card.json").read_text())
+    cards.update({"fast int8": int8["fast"], "accurate int8 (default)": int8["accurate"]})
+    for name, card in cards.items():
+        if "label_sets" in card:
+            rows.append((name, card["label_sets"]))
+    attempts = json.loads((m / "ferplus_attempts.json").read_text()) if (m / "ferplus_attempts.json").exists() else []
+    for a in attempts:
+        for f in ("model.tflite", "int8.tflite"):
+            if f in a:
+                what = "float" if f == "model.tflite" else "int8"
+                rows.append(
+                    (f"attempt {a['run']} ({a['arch']}, --targets {a['targets']} --balance {a['balance']}, lr {a['lr']}, {a['epochs']} epochs), {what}", a[f])
+                )
+    lines = [
+        "# Every model on both label sets (`scripts/card_ferplus.py`)",
+        "",
+        "FER2013 labels: the intended expression. FER+ majority: what most of ten annotators see (7-class majority; ties broken by the",
+        "FER2013 label where it is among the tied, else dropped; faces with no 7-class vote dropped: 72 of PrivateTest's 3,589).",
+        "Attempts are chosen on PublicTest; PrivateTest is reported, never used to choose. Commands and PublicTest logs: `ferplus_attempts.json`.",
+        "",
+        "| model | PublicTest FER2013 / FER+ | PrivateTest FER2013 | PrivateTest FER+ | FER+ macro F1 | recall on faces people call neutral |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ls in rows:
+        pub, pri = ls["public"], ls["private"]
+        cells = [f"{pub['fer2013']:.1%} / {pub['ferplus']:.1%}", f"{pri['fer2013']:.1%}", f"{pri['ferplus']:.1%}"]
+        cells += [f"{pri['ferplus_macro_f1']:.3f}", f"{pri['ferplus_neutral_recall']:.2f}"]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

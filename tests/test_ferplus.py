@@ -37,7 +37,6 @@ def _votes(**by_column: int) -> np.ndarray:
 
 
 def test_column_order_maps_ferplus_to_ours() -> None:
-    names = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
     ours = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear"]
     for i, e in enumerate(EMOTIONS):
         assert ours[FERPLUS_COLUMN[i]] == e
