@@ -223,3 +223,24 @@ def test_python_api_returns_what_the_cli_writes(tmp_path: Path) -> None:
     bad.write_text("not a video")
     with pytest.raises(VideoOpenError, match=r"notes\.mp4"):
         fervideo.analyse_video(bad)
+
+
+def test_crowded_frame_charts_cover_no_other_face() -> None:
+    """Issue 31: in a crowd no 7-bar panel is drawn over another face; a face with no free place
+    keeps its compact label only."""
+    from fervideo.frames import Face
+    from fervideo.outputs.annotate import draw_faces
+
+    probs = np.full(7, 1 / 7, np.float32)
+    probs[3] = 0.5
+    # A row of faces 60 px apart on a 640x360 frame, as an audience: no room beside any of them.
+    faces = [Face(10 + 60 * i, 150, 50, 50, 0.9, face_id=i, probs=probs) for i in range(10)]
+    frame = np.full((360, 640, 3), 200, np.uint8)
+    draw_faces(frame, faces)
+    for f in faces:  # the inside of every face box, minus the label strip above and the box lines, is untouched
+        inner = frame[f.y + 6 : f.y + f.h - 3, f.x + 3 : f.x + f.w - 3]
+        assert (inner == 200).all(), f.face_id
+    # A lone face still gets its chart (a darkened panel beside it).
+    frame = np.full((360, 640, 3), 200, np.uint8)
+    draw_faces(frame, [Face(100, 100, 80, 80, 0.9, face_id=0, probs=probs)])
+    assert (frame[100:200, 190:300] < 100).any()

@@ -39,11 +39,22 @@ def draw_faces(frame: np.ndarray, faces: Iterable[Face], smoothed: bool = False)
         cv2.rectangle(frame, (f.x, f.y), (f.x + f.w, f.y + f.h), color, thick)
         label = f"#{f.face_id} {EMOTIONS[top]} {probs[top]:.2f}"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
-        ty = f.y - 4 if f.y - th - base - 4 >= 0 else f.y + f.h + th + 4
+        ty = _label_baseline(f, tw, th, base, h_img, [r for r in taken if r != (f.x, f.y, f.w, f.h)])
         cv2.rectangle(frame, (f.x, ty - th - base), (f.x + tw + 4, ty + base // 2), color, -1)
         cv2.putText(frame, label, (f.x + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, text_color_on(color), thick, cv2.LINE_AA)
         _draw_bars(frame, f, probs, font, w_img, h_img, taken)
     return frame
+
+
+def _label_baseline(f: Face, tw: int, th: int, base: int, h_img: int, others: list[tuple[int, int, int, int]]) -> int:
+    """Where the label's text sits: above the box, else below it, else inside its top edge; the
+    first of these that covers no other face (in a crowd a label over a neighbour hides that face)."""
+    places = [f.y - 4, f.y + f.h + th + 4, f.y + th + base + 2]
+    inside = [y for y in places if y - th - base >= 0 and y + base // 2 <= h_img]
+    for y in inside:
+        if not any(_overlap((f.x, y - th - base, tw + 4, th + base + base // 2), r) for r in others):
+            return y
+    return (inside or places)[0]
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
@@ -51,8 +62,10 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool
 
 
 def _draw_bars(frame: np.ndarray, f: Face, probs: np.ndarray, font: float, w_img: int, h_img: int, taken: list[tuple[int, int, int, int]]) -> None:
-    """A 7-bar probability chart on a dark panel beside the face, if the frame has room for it:
-    full class names and the value on each bar, white on the darkened panel."""
+    """A 7-bar probability chart on a dark panel beside the face, where the frame has room for it
+    that covers no other face and no other chart: full class names and the value on each bar, white
+    on the darkened panel. In a crowd a face whose four places are all taken keeps its compact
+    label only (box, id, top emotion): a panel over a neighbour hides the face a viewer checks."""
     small = font * 0.8
     thick = max(1, round(small * 1.5))
     (label_w, text_h), _ = cv2.getTextSize(bar_label("surprise", 1.0), cv2.FONT_HERSHEY_SIMPLEX, small, thick)
@@ -68,7 +81,9 @@ def _draw_bars(frame: np.ndarray, f: Face, probs: np.ndarray, font: float, w_img
         return  # no room beside this face
     others = [r for r in taken if r != (f.x, f.y, f.w, f.h)]
     free = [(x, y) for x, y in fits if not any(_overlap((x, y, chart_w, chart_h), r) for r in others)]
-    x0, y0 = (free or fits)[0]
+    if not free:
+        return  # every place would cover another face or chart
+    x0, y0 = free[0]
     taken.append((x0, y0, chart_w, chart_h))
     panel = frame[y0 : y0 + chart_h, x0 : x0 + chart_w]
     panel[:] = (panel * 0.3).astype(np.uint8)  # darken: white text stays readable on any background
