@@ -466,3 +466,28 @@ def test_fps_is_exact_not_truncated(tmp_path: Path) -> None:
 
     info = probe(SAMPLES / "astronaut_pan.mp4")
     assert info.fps == Fraction(30000, 1001)
+
+
+def test_pool_workers_are_the_pools_own_processes() -> None:
+    """Issue 32: a batch time-out or interrupt ends only the pool's workers, never another child of
+    the caller (a library user's own processes used to be killed with ``mp.active_children()``)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from fervideo.batch.supervisor import kill_workers, pool_workers
+
+    ctx = mp.get_context("spawn")
+    own = ctx.Process(target=time.sleep, args=(60,))
+    own.start()
+    pool = cf.ProcessPoolExecutor(2, mp_context=ctx)
+    try:
+        assert pool.submit(os.getpid).result(timeout=60) != os.getpid()
+        workers = pool_workers(pool)
+        assert workers and own.pid not in {w.pid for w in workers}
+        assert {w.pid for w in workers} <= {c.pid for c in mp.active_children()}
+        kill_workers(workers)
+        assert own.is_alive() and not any(w.is_alive() for w in workers)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        own.kill()
+        own.join()

@@ -57,6 +57,12 @@ def kill_workers(workers: list[mp.process.BaseProcess]) -> None:
         w.join(timeout=10)
 
 
+def pool_workers(pool: cf.ProcessPoolExecutor) -> list[mp.process.BaseProcess]:
+    """The pool's own worker processes, and nothing else: ``mp.active_children()`` would also list
+    a library caller's own processes, which a time-out or an interrupt must never kill."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def clean_job(job: Job) -> None:
     """Remove the temporary outputs a stopped or killed worker left for this job."""
     for target in job.outputs.values():
@@ -111,13 +117,13 @@ class Supervisor:
                 cf.wait([fut], timeout=POLL_S)
                 self._tick()
                 if not fut.done() and self._late(start):
-                    kill_workers(mp.active_children())
+                    kill_workers(pool_workers(pool))
                     return self._timed_out(job)
             row = fut.result()
         except BrokenProcessPool:
             return self._error(job, CRASHED)
         except BaseException:
-            stop_workers(mp.active_children())
+            stop_workers(pool_workers(pool))
             self._clean(job)
             raise
         finally:
@@ -157,7 +163,7 @@ class Supervisor:
                 if late:
                     # A worker cannot be told apart from its file here, so every worker is killed:
                     # the late files are errors, the others go back to the queue for a new pool.
-                    kill_workers(mp.active_children())
+                    kill_workers(pool_workers(pool))
                     for f in late:
                         yield self._timed_out(in_flight.pop(f))
                     todo.extendleft(reversed(list(in_flight.values())))
@@ -165,7 +171,7 @@ class Supervisor:
                     return
             suspects.extend(in_flight.values())  # a broken pool fails every file it was running
         except BaseException:
-            stop_workers(mp.active_children())
+            stop_workers(pool_workers(pool))
             pool.shutdown(wait=True, cancel_futures=True)
             for job in in_flight.values():  # and whatever a worker could not remove
                 self._clean(job)
