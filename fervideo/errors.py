@@ -15,6 +15,7 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_MODEL = 4
 EXIT_OUTPUT = 5
+EXIT_BUSY = 6
 EXIT_INTERRUPTED = 130
 
 # Set by the CLI's SIGINT/SIGTERM handler, which also raises KeyboardInterrupt. The flag is for the
@@ -65,6 +66,13 @@ class OutputError(FervideoError):
     """The output cannot be written where asked (unwritable folder, output equal to input)."""
 
     exit_code = EXIT_OUTPUT
+
+
+class BusyError(OutputError):
+    """Another ``fervideo batch`` run is writing into the same output folder (a user who started
+    the command twice): the second stops at once and changes nothing."""
+
+    exit_code = EXIT_BUSY
 
 
 class UsageError(FervideoError):

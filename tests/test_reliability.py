@@ -491,3 +491,30 @@ def test_pool_workers_are_the_pools_own_processes() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
         own.kill()
         own.join()
+
+
+def test_second_batch_into_the_same_folder_stops_at_once(tmp_path: Path) -> None:
+    """Issue 32: a user who starts the same batch twice. The second run stops before it reads or
+    writes anything, with one line naming the first run's pid and exit 6; the first run is unharmed."""
+    d = _three_file_batch(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fervideo", "batch", str(d), "--out", str(out), "--quiet", "--model", "fast"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while first.poll() is None and _worker_on(first.pid, "a_long.mp4") is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the second could start"
+        second = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, err2 = second.communicate(timeout=120)
+        assert second.returncode == 6, err2
+        lines = [line for line in err2.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and str(out) in lines[0], err2
+        assert not [p for p in out.iterdir() if f".{second.pid}." in p.name], "the second run wrote into the folder"
+        assert first.poll() is None, "the second run stopped the first"
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert {p.name for p in out.iterdir()} >= {"a_long.mp4.csv", "b.mp4.csv", "c.mp4.csv", "summary.csv"}
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)  # the lock went with the first run
+    assert again.returncode == 0, again.stderr

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from fervideo.batch.discovery import find_videos, find_videos_at, nested_video_f
 from fervideo.batch.options import BatchOptions, FileRow, Job
 from fervideo.batch.resume import resume_state, run_settings
 from fervideo.batch.supervisor import Supervisor
-from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, UsageError
+from fervideo.errors import EXIT_OK, EXIT_SOME_FAILED, BusyError, InputError, UsageError
 from fervideo.files import sweep_partials
 from fervideo.outputs import write_summary
 from fervideo.outputs.timeline import check_format
@@ -202,6 +205,45 @@ def run_batch(directory: str | Path, out: str | Path, options: Options, bo: Batc
         # PyTorch's does, in the last bits (1.5e-8 measured), which can move a 4th decimal.
         log.info("--chunk-s with --device %s: probabilities can differ from a single pass in the last printed digit", options.device)
     root = store.as_target(out)
+    with output_lock(root):
+        return _run(directory, root, options, bo, ray_address)
+
+
+@contextmanager
+def output_lock(root: store.Target) -> Iterator[None]:
+    """Hold this machine's lock on the output folder ``root`` for the run.
+
+    Two runs into one folder would both process every file and call each other's outputs "made
+    with other options"; the second is stopped before it reads or writes anything, with the first
+    one's pid. The lock is an ``flock`` on a file in the temporary folder named after the resolved
+    output (nothing is added to the output folder, and the kernel releases it when its process
+    dies, however it dies)."""
+    import hashlib
+    import tempfile
+
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock (two runs would both run, as before)
+        yield
+        return
+
+    key = str(store.local_root(root) or root)
+    path = Path(tempfile.gettempdir()) / f"fervideo-batch-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise BusyError(root, f"another fervideo batch run (pid {other}) is writing to this output folder; nothing was changed") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run(directory: str | Path, root: store.Target, options: Options, bo: BatchOptions, ray_address: str | None) -> BatchResult:
     jobs = plan(store.as_target(directory), root, options, bo)
     result = BatchResult(store.join(root, "summary.csv"))
     progress = _Progress(len(jobs), bo.quiet, frames=ray_address is None)  # cluster workers send no frame counts
