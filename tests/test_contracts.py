@@ -100,3 +100,22 @@ def test_writer_contract(ext: str, codec: str, tmp_path: Path) -> None:
     assert times == sorted(times) and abs(times[-1] - 11 / 25) < 0.02, times
     err = np.abs(back[5][2].astype(int) - frames[5].astype(int)).mean()
     assert err < 6, (ext, codec, err)
+
+
+@pytest.mark.parametrize(("h", "w"), [(360, 640), (480, 640), (640, 360), (1080, 1920), (100, 100)])
+def test_retinaface_anchors_tile_the_network_output(h: int, w: int) -> None:
+    """Our anchors (strides 8/16/32, two sizes a cell) line up one to one with the network's
+    outputs at every input shape the detector feeds it, and the shipped file is the card's."""
+    import hashlib
+
+    from fervideo.faces import RETINAFACE, RetinaFace
+    from fervideo.model_files import models_dir
+
+    det = RetinaFace()
+    frame = np.zeros((h, w, 3), np.uint8)
+    assert det.detect(frame) == []
+    ph, pw = det._shape
+    rows = det.interpreter.get_tensor(det._out[2]).shape[1]
+    assert len(det._anchors(ph, pw)) == rows
+    card = (models_dir() / "README_retinaface.md").read_text()
+    assert hashlib.sha256((models_dir() / RETINAFACE).read_bytes()).hexdigest() in card
