@@ -304,7 +304,9 @@ class Haar(_Downscaled):
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         rects = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
         faces = []
-        for x, y, w, h in rects if len(rects) else []:
+        # OpenCV's parallel scan returns the same boxes in an order that varies from call to call
+        # (seen in CI): sorted, so the same frame gives the same faces in the same order.
+        for x, y, w, h in sorted(map(tuple, rects)) if len(rects) else []:
             box = np.array([x, y, x + w, y + h], float) / scale
             faces.append(_face_from_xyxy(box, 1.0, frame.shape))
         return faces
